@@ -1,0 +1,88 @@
+"""The demo PKI: a CA for the province, a seal for every agency, a few officers' certificates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from exchange.directory import Agency, Directory, Officer
+
+from .artwork import draw_seal, draw_signature
+from .layout import slug
+from .names import SubjectSpec
+from .pki import Issued, Pki
+from .profiles import Profile
+from .store import CertificateStore
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DemoIdentity:
+    """A demo signing identity: who, which key reference, which stamp image."""
+
+    label: str
+    issued: Issued
+    image: Path
+
+
+def seal_subject(agency: Agency) -> SubjectSpec:
+    return SubjectSpec(
+        common_name=agency.name,
+        organization=agency.name,
+        province=agency.province,
+        agency_code=agency.code,
+    )
+
+
+def person_subject(officer: Officer, agency: Agency) -> SubjectSpec:
+    return SubjectSpec(
+        common_name=officer.name,
+        organization=agency.name,
+        title=officer.title,
+        province=agency.province,
+        agency_code=agency.code,
+    )
+
+
+def seal_name(agency: Agency) -> str:
+    return f"seal-{agency.code}"
+
+
+def person_name(officer: Officer) -> str:
+    return f"person-{slug(officer.name)}"
+
+
+def create_demo_pki(
+    directory_path: Path,
+    base_url: str,
+    passphrase: bytes,
+    store: CertificateStore,
+    directory: Directory,
+    progress: Progress = lambda _: None,
+) -> list[DemoIdentity]:
+    """Create the PKI and issue one seal per agency and one certificate per officer."""
+    root = directory.agencies[0]
+    progress("root and issuing CA, TSA, OCSP responder, relay")
+    pki = Pki.create(
+        directory_path,
+        base_url,
+        passphrase,
+        store,
+        SubjectSpec(common_name="Kyso", organization=root.name, province=root.province),
+    )
+    identities = []
+    for agency in directory:
+        progress(f"seal of {agency.name} ({agency.code})")
+        issued = pki.issue(Profile.SEAL, seal_subject(agency), passphrase, name=seal_name(agency))
+        image = draw_seal(agency.name, pki.layout.image(seal_name(agency)))
+        identities.append(DemoIdentity(agency.name, issued, image))
+    for officer in directory.officers:
+        agency = directory.get(officer.agency)
+        progress(f"personal certificate of {officer.name}")
+        subject = person_subject(officer, agency)
+        issued = pki.issue(Profile.PERSON, subject, passphrase, name=person_name(officer))
+        image = draw_signature(officer.name, pki.layout.image(person_name(officer)))
+        identities.append(DemoIdentity(f"{officer.name}, {officer.title}", issued, image))
+    return identities

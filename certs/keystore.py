@@ -1,0 +1,240 @@
+"""Key stores: a signing key is named by a reference and opened into a pyHanko signer.
+
+References:
+
+* ``p12:PATH`` – an encrypted PKCS#12 bundle (key, certificate, chain);
+* ``pkcs11:token=…;object=…`` – a key inside an HSM or token (RFC 7512), used through
+  PKCS#11 without ever leaving the device.
+
+Passphrases and PINs come from the caller (who reads them from the environment or a prompt),
+or, for PKCS#11, from the URI's ``pin-source`` file or ``KYSO_PKCS11_PIN``; never from logs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from pyhanko_certvalidator.registry import SimpleCertificateStore
+from pyhanko.sign.signers import Signer, SimpleSigner
+
+from .errors import KeyFileError
+from .keyfile import KeyBundle, load_pkcs12
+from .pkcs11uri import Pkcs11Uri
+
+DEFAULT_PKCS11_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+PIN_ENV = "KYSO_PKCS11_PIN"
+MODULE_ENV = "KYSO_PKCS11_MODULE"
+
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+
+
+class HsmError(KeyFileError):
+    """The token, the key or its certificate could not be used."""
+
+
+@dataclass
+class SigningKey:
+    """An opened signing key: the pyHanko signer plus the certificates that go with it."""
+
+    reference: str
+    signer: Signer
+    certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = ()
+    _close: Callable[[], None] = field(default=lambda: None, repr=False)
+
+    def close(self) -> None:
+        self._close()
+
+    def __enter__(self) -> SigningKey:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def to_asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
+    return asn1_x509.Certificate.load(certificate.public_bytes(serialization.Encoding.DER))
+
+
+def from_asn1(certificate: asn1_x509.Certificate) -> x509.Certificate:
+    return x509.load_der_x509_certificate(certificate.dump())
+
+
+def signer_from_bundle(bundle: KeyBundle) -> SimpleSigner:
+    """A pyHanko signer for a key held in memory."""
+    key_der = bundle.private_key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return SimpleSigner(
+        signing_cert=to_asn1(bundle.certificate),
+        signing_key=asn1_keys.PrivateKeyInfo.load(key_der),
+        cert_registry=SimpleCertificateStore.from_certs([to_asn1(c) for c in bundle.chain]),
+    )
+
+
+def open_key(
+    reference: str,
+    passphrase: bytes | None = None,
+    extra_certs: tuple[x509.Certificate, ...] = (),
+) -> SigningKey:
+    """Open the key named by ``reference`` for signing.
+
+    ``passphrase`` decrypts ``p12:`` files; ``extra_certs`` completes the chain when the key
+    store does not hold it (tokens usually hold only the end-entity certificate).
+    """
+    scheme, _, rest = reference.partition(":")
+    if scheme == "p12":
+        if passphrase is None:
+            raise KeyFileError(f"a passphrase is needed to open {reference}")
+        bundle = load_pkcs12(Path(rest), passphrase)
+        if extra_certs:
+            bundle = KeyBundle(bundle.private_key, bundle.certificate, (*bundle.chain, *extra_certs))
+        return SigningKey(reference, signer_from_bundle(bundle), bundle.certificate, bundle.chain)
+    if scheme == "pkcs11":
+        return _open_pkcs11(Pkcs11Uri.parse(reference), extra_certs)
+    raise KeyFileError(
+        f"unknown key reference {reference!r}: use p12:PATH or an RFC 7512 pkcs11: URI"
+    )
+
+
+def _module(uri: Pkcs11Uri) -> str:
+    module = uri.module_path or os.environ.get(MODULE_ENV) or DEFAULT_PKCS11_MODULE
+    if not Path(module).exists():
+        raise HsmError(f"PKCS#11 module {module} not found (install it or set {MODULE_ENV})")
+    return module
+
+
+def resolve_pin(uri: Pkcs11Uri) -> str:
+    """The user PIN: the URI's pin-value, its pin-source file, or ``KYSO_PKCS11_PIN``."""
+    if uri.pin_value:
+        return uri.pin_value
+    if uri.pin_source:
+        source = uri.pin_source.removeprefix("file:")
+        try:
+            return Path(source).read_text().strip()
+        except OSError as exc:
+            raise HsmError(f"cannot read the PIN from {source}: {exc.strerror}") from exc
+    pin = os.environ.get(PIN_ENV)
+    if not pin:
+        raise HsmError(f"no PIN for {uri.redacted()}: set {PIN_ENV} or pin-source in the URI")
+    return pin
+
+
+def _token(uri: Pkcs11Uri):  # type: ignore[no-untyped-def]
+    import pkcs11
+
+    lib = pkcs11.lib(_module(uri))
+    try:
+        if uri.slot_id is not None:
+            slots = [s for s in lib.get_slots(token_present=True) if s.slot_id == uri.slot_id]
+            if not slots:
+                raise HsmError(f"no token in slot {uri.slot_id}")
+            return slots[0].get_token()
+        return lib.get_token(token_label=uri.token)
+    except pkcs11.exceptions.NoSuchToken:
+        raise HsmError(f"no PKCS#11 token labelled {uri.token!r}") from None
+    except pkcs11.exceptions.MultipleTokensReturned:
+        raise HsmError("several tokens match: add token=LABEL to the URI") from None
+
+
+def _login(uri: Pkcs11Uri, rw: bool = False):  # type: ignore[no-untyped-def]
+    import pkcs11
+
+    try:
+        return _token(uri).open(rw=rw, user_pin=resolve_pin(uri))
+    except pkcs11.exceptions.PinIncorrect:
+        raise HsmError(f"wrong PIN for token {uri.token!r}") from None
+    except pkcs11.exceptions.PKCS11Error as exc:
+        raise HsmError(f"cannot open token {uri.token!r}: {type(exc).__name__}") from None
+
+
+def _open_pkcs11(uri: Pkcs11Uri, extra_certs: tuple[x509.Certificate, ...]) -> SigningKey:
+    import pkcs11
+    from pyhanko.sign.pkcs11 import PKCS11Signer
+
+    session = _login(uri)
+    signer = PKCS11Signer(
+        session,
+        key_label=uri.object,
+        cert_label=uri.object,
+        key_id=uri.id,
+        cert_id=uri.id,
+        ca_chain=[to_asn1(c) for c in extra_certs],
+        other_certs_to_pull=None,
+    )
+    try:
+        certificate = from_asn1(signer.signing_cert)  # pulls key and certificate from the token
+    except (pkcs11.exceptions.PKCS11Error, Exception) as exc:
+        session.close()
+        raise HsmError(f"{uri.redacted()}: no usable key and certificate ({exc})") from None
+    return SigningKey(uri.redacted(), signer, certificate, extra_certs, session.close)
+
+
+def generate_in_token(uri: Pkcs11Uri, key_type: str = "rsa2048") -> PublicKey:
+    """Generate a key pair inside the token; only the public key comes out.
+
+    The private key is created sensitive and non-extractable, so it can sign but never be read.
+    """
+    import pkcs11
+    from pkcs11 import Attribute, KeyType
+    from pkcs11.util.ec import encode_ec_public_key, encode_named_curve_parameters
+    from pkcs11.util.rsa import encode_rsa_public_key
+
+    label = uri.object or "kyso-key"
+    key_id = uri.id or label.encode()
+    private_template = {Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False}
+    with _login(uri, rw=True) as session:
+        try:
+            if key_type.startswith("rsa"):
+                bits = int(key_type[3:] or 2048)
+                public, _ = session.generate_keypair(
+                    KeyType.RSA, bits, label=label, id=key_id, store=True,
+                    private_template=private_template,
+                )  # fmt: skip
+                der = encode_rsa_public_key(public)
+            else:
+                curve = {"p256": "secp256r1", "p384": "secp384r1"}[key_type]
+                params = session.create_domain_parameters(
+                    KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters(curve)},
+                    local=True,
+                )  # fmt: skip
+                public, _ = params.generate_keypair(
+                    label=label, id=key_id, store=True, private_template=private_template
+                )
+                der = encode_ec_public_key(public)
+        except (KeyError, ValueError):
+            raise HsmError(f"unknown key type {key_type!r}") from None
+        except pkcs11.exceptions.PKCS11Error as exc:
+            raise HsmError(f"the token refused to generate a key: {type(exc).__name__}") from None
+    key = serialization.load_der_public_key(der)
+    assert isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey)
+    return key
+
+
+def store_certificate_in_token(uri: Pkcs11Uri, certificate: x509.Certificate) -> None:
+    """Put the certificate next to its key (same label and id), as PKCS#11 tools expect."""
+    from pkcs11 import Attribute, CertificateType, ObjectClass
+
+    label = uri.object or "kyso-key"
+    with _login(uri, rw=True) as session:
+        session.create_object(
+            {
+                Attribute.CLASS: ObjectClass.CERTIFICATE,
+                Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
+                Attribute.TOKEN: True,
+                Attribute.LABEL: label,
+                Attribute.ID: uri.id or label.encode(),
+                Attribute.SUBJECT: certificate.subject.public_bytes(),
+                Attribute.VALUE: certificate.public_bytes(serialization.Encoding.DER),
+            }
+        )

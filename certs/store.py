@@ -1,0 +1,205 @@
+"""The CA's records: every certificate issued, its revocation, and monotonic counters.
+
+A small repository over SQLAlchemy Core so that SQLite and PostgreSQL behave alike. The
+tables live in :data:`metadata`; the schema is created by the project's Alembic migrations.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from .errors import AlreadyRevoked, UnknownCertificate
+from .names import agency_code, common_name
+
+metadata = sa.MetaData()
+
+certificates = sa.Table(
+    "pki_certificates",
+    metadata,
+    sa.Column("serial", sa.String(64), primary_key=True),
+    sa.Column("ca", sa.String(64), nullable=False, index=True),
+    sa.Column("profile", sa.String(16), nullable=False),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("common_name", sa.Text, nullable=False),
+    sa.Column("agency_code", sa.String(32), index=True),
+    sa.Column("key_ref", sa.Text),
+    sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("not_after", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("der", sa.LargeBinary, nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+    sa.Column("revocation_reason", sa.String(32)),
+)
+
+counters = sa.Table(
+    "pki_counters",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
+)
+
+
+def serial_hex(serial: int) -> str:
+    """The canonical text form of a serial number: upper-case hex, no leading zeros."""
+    return format(serial, "X")
+
+
+def parse_serial(text: str) -> int:
+    """Accept ``0x1A2B``, ``1A:2B`` or ``1a2b`` (hex, as openssl prints serials)."""
+    cleaned = text.strip().replace(":", "").lower().removeprefix("0x")
+    try:
+        return int(cleaned, 16)
+    except ValueError:
+        raise UnknownCertificate(f"{text!r} is not a serial number (expected hex)") from None
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    # SQLite hands back naive datetimes; every time in the store is UTC.
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class CertificateRecord:
+    """One issued certificate as the CA remembers it."""
+
+    serial: int
+    ca: str
+    profile: str
+    subject: str
+    common_name: str
+    agency_code: str | None
+    key_ref: str | None
+    not_before: dt.datetime
+    not_after: dt.datetime
+    der: bytes
+    revoked_at: dt.datetime | None
+    revocation_reason: str | None
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return x509.load_der_x509_certificate(self.der)
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+def _record(row: sa.Row) -> CertificateRecord:
+    return CertificateRecord(
+        serial=int(row.serial, 16),
+        ca=row.ca,
+        profile=row.profile,
+        subject=row.subject,
+        common_name=row.common_name,
+        agency_code=row.agency_code,
+        key_ref=row.key_ref,
+        not_before=_utc(row.not_before),  # type: ignore[arg-type]
+        not_after=_utc(row.not_after),  # type: ignore[arg-type]
+        der=row.der,
+        revoked_at=_utc(row.revoked_at),
+        revocation_reason=row.revocation_reason,
+    )
+
+
+class CertificateStore:
+    """Issued certificates and revocations, kept in the Kyso database."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def add(
+        self, certificate: x509.Certificate, ca: str, profile: str, key_ref: str | None = None
+    ) -> CertificateRecord:
+        """Remember a newly issued certificate."""
+        values = {
+            "serial": serial_hex(certificate.serial_number),
+            "ca": ca,
+            "profile": profile,
+            "subject": certificate.subject.rfc4514_string(),
+            "common_name": common_name(certificate.subject),
+            "agency_code": agency_code(certificate.subject),
+            "key_ref": key_ref,
+            "not_before": certificate.not_valid_before_utc,
+            "not_after": certificate.not_valid_after_utc,
+            "der": certificate.public_bytes(serialization.Encoding.DER),
+        }
+        with self.engine.begin() as conn:
+            conn.execute(certificates.insert().values(**values))
+        return self.get(certificate.serial_number)
+
+    def find(self, serial: int) -> CertificateRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                certificates.select().where(certificates.c.serial == serial_hex(serial))
+            ).first()
+        return _record(row) if row else None
+
+    def get(self, serial: int) -> CertificateRecord:
+        record = self.find(serial)
+        if record is None:
+            raise UnknownCertificate(f"no certificate with serial {serial_hex(serial)} was issued")
+        return record
+
+    def revoke(
+        self, serial: int, reason: x509.ReasonFlags, when: dt.datetime | None = None
+    ) -> CertificateRecord:
+        """Mark a certificate revoked; revoking twice is an error, not a silent no-op."""
+        when = when or dt.datetime.now(dt.UTC)
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                certificates.update()
+                .where(certificates.c.serial == serial_hex(serial))
+                .where(certificates.c.revoked_at.is_(None))
+                .values(revoked_at=when, revocation_reason=reason.value)
+            )
+        if result.rowcount == 0:
+            record = self.get(serial)
+            raise AlreadyRevoked(
+                f"certificate {serial_hex(serial)} ({record.common_name}) was already revoked "
+                f"on {record.revoked_at:%Y-%m-%d %H:%M:%S} UTC"
+            )
+        return self.get(serial)
+
+    def revoked(self, ca: str) -> list[CertificateRecord]:
+        """Every revoked certificate issued by ``ca``, oldest revocation first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                certificates.select()
+                .where(certificates.c.ca == ca)
+                .where(certificates.c.revoked_at.is_not(None))
+                .order_by(certificates.c.revoked_at)
+            ).all()
+        return [_record(row) for row in rows]
+
+    def all(self, agency: str | None = None) -> list[CertificateRecord]:
+        query = certificates.select().order_by(certificates.c.not_before)
+        if agency is not None:
+            query = query.where(certificates.c.agency_code == agency)
+        with self.engine.connect() as conn:
+            return [_record(row) for row in conn.execute(query).all()]
+
+    def next_value(self, counter: str) -> int:
+        """Atomically increment and return a named counter (CRL numbers, TSA serials)."""
+        bump = (
+            counters.update()
+            .where(counters.c.name == counter)
+            .values(value=counters.c.value + 1)
+            .returning(counters.c.value)
+        )
+        for _ in range(3):
+            with self.engine.begin() as conn:
+                value = conn.execute(bump).scalar()
+            if value is not None:
+                return int(value)
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(counters.insert().values(name=counter, value=0))
+            except sa.exc.IntegrityError:
+                pass  # another process created it first; bump it on the next turn
+        raise RuntimeError(f"counter {counter} could not be incremented")

@@ -1,0 +1,1 @@
+"""Kyso's exchange relay: the agency directory, packages, receipts and statuses."""

@@ -1,0 +1,71 @@
+"""The relay's tables and repositories (SQLAlchemy Core; SQLite and PostgreSQL alike)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from .directory import Agency, Directory, UnknownAgency
+
+metadata = sa.MetaData()
+
+agencies = sa.Table(
+    "agencies",
+    metadata,
+    sa.Column("code", sa.String(32), primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("level", sa.String(32), nullable=False),
+    sa.Column("parent", sa.String(32), sa.ForeignKey("agencies.code"), index=True),
+    sa.Column("province", sa.Text, nullable=False, default=""),
+    sa.Column("email", sa.Text, nullable=False, default=""),
+    sa.Column("address", sa.Text, nullable=False, default=""),
+)
+
+
+def _agency(row: sa.Row) -> Agency:
+    return Agency(
+        code=row.code,
+        name=row.name,
+        level=row.level,
+        parent=row.parent,
+        province=row.province,
+        email=row.email,
+        address=row.address,
+    )
+
+
+class AgencyStore:
+    """The directory as kept in the database."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def load(self, directory: Directory) -> int:
+        """Insert or update every agency of ``directory`` (parents first); return the count."""
+        with self.engine.begin() as conn:
+            for _, agency in directory.walk():
+                values = {
+                    "name": agency.name,
+                    "level": agency.level,
+                    "parent": agency.parent,
+                    "province": agency.province,
+                    "email": agency.email,
+                    "address": agency.address,
+                }
+                updated = conn.execute(
+                    agencies.update().where(agencies.c.code == agency.code).values(**values)
+                )
+                if updated.rowcount == 0:
+                    conn.execute(agencies.insert().values(code=agency.code, **values))
+        return len(directory)
+
+    def get(self, code: str) -> Agency:
+        with self.engine.connect() as conn:
+            row = conn.execute(agencies.select().where(agencies.c.code == code)).first()
+        if row is None:
+            raise UnknownAgency(f"unknown agency {code}: it is not in the directory")
+        return _agency(row)
+
+    def directory(self) -> Directory:
+        with self.engine.connect() as conn:
+            rows = conn.execute(agencies.select().order_by(agencies.c.code)).all()
+        return Directory(tuple(_agency(row) for row in rows))

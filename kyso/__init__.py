@@ -1,0 +1,1 @@
+"""Kyso's shell: the `kyso` CLI, the Flask app factory and configuration."""

@@ -1,0 +1,315 @@
+"""The `kyso` command line: one entry point for the PKI, the directory and the server.
+
+User errors (bad input, wrong passphrase, unknown agency…) print one line and exit with 2;
+only bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import sqlalchemy as sa
+from rich.console import Console
+from rich.table import Table
+
+from certs.errors import PKIError
+from certs.keystore import generate_in_token, store_certificate_in_token
+from certs.layout import PkiLayout
+from certs.names import SubjectSpec
+from certs.pkcs11uri import Pkcs11Uri
+from certs.pki import Pki, parse_reason
+from certs.profiles import Profile
+from certs.store import CertificateStore, parse_serial, serial_hex
+from exchange.directory import DirectoryError, UnknownAgency, load_directory
+from exchange.store import AgencyStore
+
+from .config import Settings
+from .db import make_engine, upgrade
+from .secrets import ensure_demo_passphrase_file, passphrase
+
+console = Console(highlight=False)
+USER_ERRORS = (PKIError, DirectoryError, UnknownAgency, sa.exc.OperationalError)
+
+
+class KysoGroup(click.Group):
+    """A group that turns domain errors into one-line messages and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            click.echo(f"error: {message}", err=True)
+            ctx.exit(2)
+
+
+@dataclass
+class Context:
+    settings: Settings
+    _engine: sa.Engine | None = None
+
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.settings.db_url)
+            upgrade(self._engine)
+        return self._engine
+
+    def pki(self, directory: Path | None = None) -> Pki:
+        return Pki(PkiLayout(directory or self.settings.pki_dir), CertificateStore(self.engine))
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(cls=KysoGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data", envvar="KYSO_DATA", help="Data directory (default: var).")
+@click.option("--db", envvar="KYSO_DB", help="Database URL (default: SQLite under --data).")
+@click.version_option(package_name="kyso")
+@click.pass_context
+def main(ctx: click.Context, data: str | None, db: str | None) -> None:
+    """Kyso: digital signatures and document exchange for local government."""
+    ctx.obj = Context(Settings.load(data=data, db=db))
+
+
+# --- PKI -------------------------------------------------------------------------------------
+
+
+@main.group(cls=KysoGroup)
+def pki() -> None:
+    """The local CA: create it, issue and revoke certificates."""
+
+
+def _pki_dir_option(f: Any) -> Any:
+    return click.option(
+        "--dir", "directory", type=click.Path(path_type=Path), help="PKI directory."
+    )(f)
+
+
+@pki.command("init")
+@_pki_dir_option
+@click.option("--base-url", default="http://127.0.0.1:8080", show_default=True,
+              help="URL the CRL, OCSP and CA-issuer links in certificates point to.")  # fmt: skip
+@click.option("--directory-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Agency directory (JSON); default: the Nghệ An demo directory.")  # fmt: skip
+@pass_context
+def pki_init(obj: Context, directory: Path | None, base_url: str, directory_file: Path | None) -> None:
+    """Create a complete demo PKI: CAs, TSA, OCSP, relay, agency seals and officers."""
+    from certs.demo import create_demo_pki
+
+    target = directory or obj.settings.pki_dir
+    agencies = load_directory(directory_file)
+    secret = passphrase(confirm=True)
+    AgencyStore(obj.engine).load(agencies)
+    with console.status("Creating the PKI…") as status:
+        identities = create_demo_pki(
+            target, base_url, secret, CertificateStore(obj.engine), agencies,
+            progress=lambda step: status.update(f"Issuing: {step}"),
+        )  # fmt: skip
+    table = Table(title=f"Demo PKI in {target}")
+    for column in ("identity", "serial", "key reference", "image"):
+        table.add_column(column)
+    for identity in identities:
+        serial = serial_hex(identity.issued.certificate.serial_number)
+        table.add_row(identity.label, serial, identity.issued.key_ref, str(identity.image))
+    console.print(table)
+    console.print(f"{len(agencies)} agencies loaded; CRL, OCSP and TSA served under {base_url}/pki")
+
+
+@pki.group("issue", cls=KysoGroup)
+def pki_issue() -> None:
+    """Issue a certificate for an agency (seal) or an officer (person)."""
+
+
+def _issue_options(f: Any) -> Any:
+    options = [
+        _pki_dir_option,
+        click.option("--agency", required=True, help="Agency code, e.g. 000.00.00.H41."),
+        click.option("--key-type", default="rsa2048", show_default=True,
+                     type=click.Choice(["rsa2048", "rsa3072", "p256", "p384"])),  # fmt: skip
+        click.option("--key-ref", help="Generate the key in an HSM: an RFC 7512 pkcs11: URI."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _issue(
+    obj: Context, directory: Path | None, profile: Profile, subject: SubjectSpec, name: str,
+    key_type: str, key_ref: str | None,
+) -> None:  # fmt: skip
+    pki = obj.pki(directory)
+    secret = passphrase()
+    if key_ref:
+        uri = Pkcs11Uri.parse(key_ref)
+        public_key = generate_in_token(uri, key_type)
+        issued = pki.issue(profile, subject, secret, name=name, public_key=public_key,
+                           key_ref=uri.redacted())  # fmt: skip
+        store_certificate_in_token(uri, issued.certificate)
+    else:
+        issued = pki.issue(profile, subject, secret, name=name, key_type=key_type)
+    console.print(f"issued {serial_hex(issued.certificate.serial_number)} "
+                  f"to {subject.common_name}")  # fmt: skip
+    console.print(f"  certificate: {issued.certificate_path}")
+    console.print(f"  key:         {issued.key_ref}")
+
+
+@pki_issue.command("seal")
+@_issue_options
+@pass_context
+def issue_seal(
+    obj: Context, directory: Path | None, agency: str, key_type: str, key_ref: str | None
+) -> None:
+    """Issue an agency's seal (organisation) certificate."""
+    from certs.demo import seal_name, seal_subject
+
+    record = AgencyStore(obj.engine).get(agency)
+    _issue(obj, directory, Profile.SEAL, seal_subject(record), seal_name(record), key_type, key_ref)
+
+
+@pki_issue.command("person")
+@_issue_options
+@click.option("--name", "full_name", required=True, help="Full name, e.g. 'Nguyễn Văn An'.")
+@click.option("--title", default="", help="Position, e.g. 'Chủ tịch'.")
+@pass_context
+def issue_person(
+    obj: Context, directory: Path | None, agency: str, key_type: str, key_ref: str | None,
+    full_name: str, title: str,
+) -> None:  # fmt: skip
+    """Issue an officer's personal certificate."""
+    from certs.demo import person_name, person_subject
+    from exchange.directory import Officer
+
+    record = AgencyStore(obj.engine).get(agency)
+    officer = Officer(full_name, title, agency)
+    subject = person_subject(officer, record)
+    _issue(obj, directory, Profile.PERSON, subject, person_name(officer), key_type, key_ref)
+
+
+@pki.command("revoke")
+@_pki_dir_option
+@click.argument("serial")
+@click.option("--reason", default="unspecified", show_default=True,
+              help="RFC 5280 reason: keyCompromise, affiliationChanged, superseded, "
+                   "cessationOfOperation, certificateHold, privilegeWithdrawn, unspecified.")  # fmt: skip
+@pass_context
+def pki_revoke(obj: Context, directory: Path | None, serial: str, reason: str) -> None:
+    """Revoke a certificate (SERIAL in hex) and publish a new CRL."""
+    try:
+        flag = parse_reason(reason)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--reason") from None
+    record = obj.pki(directory).revoke(parse_serial(serial), flag, passphrase())
+    console.print(f"revoked {serial_hex(record.serial)} ({record.common_name}): {flag.value}")
+
+
+@pki.command("list")
+@_pki_dir_option
+@click.option("--agency", help="Only this agency's certificates.")
+@pass_context
+def pki_list(obj: Context, directory: Path | None, agency: str | None) -> None:
+    """List issued certificates with their status."""
+    table = Table()
+    for column in ("serial", "profile", "subject", "agency", "expires", "status"):
+        table.add_column(column)
+    for r in obj.pki(directory).store.all(agency):
+        status = f"revoked ({r.revocation_reason})" if r.revoked else "valid"
+        table.add_row(serial_hex(r.serial), r.profile, r.common_name, r.agency_code or "",
+                      f"{r.not_after:%Y-%m-%d}", status)  # fmt: skip
+    console.print(table)
+
+
+# --- Directory -------------------------------------------------------------------------------
+
+
+@main.group(cls=KysoGroup)
+def directory() -> None:
+    """The agency directory."""
+
+
+@directory.command("load")
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_context
+def directory_load(obj: Context, file: Path | None) -> None:
+    """Load (insert or update) agencies from FILE, or the demo directory."""
+    count = AgencyStore(obj.engine).load(load_directory(file))
+    console.print(f"{count} agencies loaded")
+
+
+@directory.command("show")
+@pass_context
+def directory_show(obj: Context) -> None:
+    """Print the agency tree."""
+    for depth, agency in AgencyStore(obj.engine).directory().walk():
+        console.print(f"{'  ' * depth}{agency.code}  {agency.name}  [dim]({agency.level})[/dim]")
+
+
+# --- Demo and server -------------------------------------------------------------------------
+
+
+@main.group(cls=KysoGroup)
+def demo() -> None:
+    """The demo province, for trying Kyso out."""
+
+
+@demo.command("init")
+@click.option("--if-missing", is_flag=True, help="Do nothing if the PKI already exists.")
+@click.option("--base-url", default="http://127.0.0.1:8080", show_default=True)
+@click.pass_context
+def demo_init(ctx: click.Context, if_missing: bool, base_url: str) -> None:
+    """Create the demo PKI and directory under the data directory."""
+    obj: Context = ctx.obj
+    if if_missing and PkiLayout(obj.settings.pki_dir).exists():
+        console.print(f"demo PKI found in {obj.settings.pki_dir}")
+        return
+    ensure_demo_passphrase_file()
+    ctx.invoke(pki_init, directory=None, base_url=base_url, directory_file=None)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+@pass_context
+def serve(obj: Context, host: str, port: int, threads: int) -> None:
+    """Serve Kyso (API, web pages, PKI services) with waitress."""
+    from waitress import serve as waitress_serve
+
+    from .app import create_app
+
+    app = create_app(obj.settings, passphrase())
+    url = f"http://{host}:{port}"
+    console.print(f"Kyso is running on [bold]{url}[/bold]")
+    console.print(f"  PKI: {url}/pki/crl/issuing.crl · {url}/pki/ocsp · {url}/pki/tsa")
+    console.print(f"  data: {obj.settings.data_dir} · database: {obj.settings.db_url}")
+    _print_demo_keys(obj)
+    sys.stdout.flush()
+    waitress_serve(app, host=host, port=port, threads=threads, ident="kyso")
+
+
+def _print_demo_keys(obj: Context) -> None:
+    records = [r for r in obj.pki().store.all() if r.profile in ("seal", "person")]
+    if not records:
+        return
+    console.print("  Demo signing keys (passphrase: $KYSO_PASSPHRASE or $KYSO_PASSPHRASE_FILE):")
+    for r in records[:8]:
+        console.print(f"    {r.common_name:<28} {r.key_ref}")
+    if len(records) > 8:
+        console.print(f"    … {len(records) - 8} more: `kyso pki list`")
+
+
+@main.group(cls=KysoGroup)
+def db() -> None:
+    """The database."""
+
+
+@db.command("upgrade")
+@pass_context
+def db_upgrade(obj: Context) -> None:
+    """Apply the database migrations."""
+    obj.engine  # noqa: B018 - creating the engine migrates it
+    console.print(f"database {obj.settings.db_url} is up to date")
