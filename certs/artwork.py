@@ -87,8 +87,10 @@ def draw_signature(person_name: str, path: Path) -> Path:
         y = height * 0.45 + wobble * height / 90 + math.sin(t * 31 + seed[12]) * height * 0.12
         points.append((x, y))
     draw.line(points, fill=SIGNATURE_BLUE, width=7, joint="curve")
-    flourish = [(width * (0.15 + 0.7 * t), height * (0.78 - 0.1 * math.sin(t * 3.1))) for t in
-                (i / 60 for i in range(61))]  # fmt: skip
+    flourish = [
+        (width * (0.15 + 0.7 * t), height * (0.78 - 0.1 * math.sin(t * 3.1)))
+        for t in (i / 60 for i in range(61))
+    ]
     draw.line(flourish, fill=SIGNATURE_BLUE, width=5, joint="curve")
     return _save(image, path)
 

@@ -22,8 +22,8 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko.sign.signers import Signer, SimpleSigner
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from .errors import KeyFileError
 from .keyfile import KeyBundle, load_pkcs12
@@ -98,7 +98,9 @@ def open_key(
             raise KeyFileError(f"a passphrase is needed to open {reference}")
         bundle = load_pkcs12(Path(rest), passphrase)
         if extra_certs:
-            bundle = KeyBundle(bundle.private_key, bundle.certificate, (*bundle.chain, *extra_certs))
+            bundle = KeyBundle(
+                bundle.private_key, bundle.certificate, (*bundle.chain, *extra_certs)
+            )
         return SigningKey(reference, signer_from_bundle(bundle), bundle.certificate, bundle.chain)
     if scheme == "pkcs11":
         return _open_pkcs11(Pkcs11Uri.parse(reference), extra_certs)
@@ -171,10 +173,13 @@ def _open_pkcs11(uri: Pkcs11Uri, extra_certs: tuple[x509.Certificate, ...]) -> S
         cert_id=uri.id,
         ca_chain=[to_asn1(c) for c in extra_certs],
         other_certs_to_pull=None,
+        # Hash on the host and let the token do only the raw RSA/ECDSA operation: every token
+        # offers CKM_RSA_PKCS and CKM_ECDSA, many lack the combined hash-and-sign mechanisms.
+        use_raw_mechanism=True,
     )
     try:
         certificate = from_asn1(signer.signing_cert)  # pulls key and certificate from the token
-    except (pkcs11.exceptions.PKCS11Error, Exception) as exc:
+    except (pkcs11.exceptions.PKCS11Error, LookupError, ValueError) as exc:
         session.close()
         raise HsmError(f"{uri.redacted()}: no usable key and certificate ({exc})") from None
     return SigningKey(uri.redacted(), signer, certificate, extra_certs, session.close)
@@ -198,16 +203,21 @@ def generate_in_token(uri: Pkcs11Uri, key_type: str = "rsa2048") -> PublicKey:
             if key_type.startswith("rsa"):
                 bits = int(key_type[3:] or 2048)
                 public, _ = session.generate_keypair(
-                    KeyType.RSA, bits, label=label, id=key_id, store=True,
+                    KeyType.RSA,
+                    bits,
+                    label=label,
+                    id=key_id,
+                    store=True,
                     private_template=private_template,
-                )  # fmt: skip
+                )
                 der = encode_rsa_public_key(public)
             else:
                 curve = {"p256": "secp256r1", "p384": "secp384r1"}[key_type]
                 params = session.create_domain_parameters(
-                    KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters(curve)},
+                    KeyType.EC,
+                    {Attribute.EC_PARAMS: encode_named_curve_parameters(curve)},
                     local=True,
-                )  # fmt: skip
+                )
                 public, _ = params.generate_keypair(
                     label=label, id=key_id, store=True, private_template=private_template
                 )

@@ -85,9 +85,7 @@ class OcspResponder:
         )
 
 
-def issuer_hashes(
-    issuer: x509.Certificate, algorithm: hashes.HashAlgorithm
-) -> tuple[bytes, bytes]:
+def issuer_hashes(issuer: x509.Certificate, algorithm: hashes.HashAlgorithm) -> tuple[bytes, bytes]:
     """CertID's issuerNameHash and issuerKeyHash for ``issuer`` (RFC 6960 4.1.1)."""
     name_digest = hashes.Hash(algorithm)
     name_digest.update(issuer.subject.public_bytes())

@@ -8,10 +8,20 @@ from urllib.parse import unquote, unquote_to_bytes
 from .errors import KeyFileError
 
 _PATH_ATTRS = {
-    "token", "manufacturer", "serial", "model", "object", "type", "id", "slot-id",
-    "library-manufacturer", "library-description", "library-version", "slot-description",
+    "token",
+    "manufacturer",
+    "serial",
+    "model",
+    "object",
+    "type",
+    "id",
+    "slot-id",
+    "library-manufacturer",
+    "library-description",
+    "library-version",
+    "slot-description",
     "slot-manufacturer",
-}  # fmt: skip
+}
 _QUERY_ATTRS = {"module-path", "module-name", "pin-value", "pin-source"}
 
 

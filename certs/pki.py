@@ -111,9 +111,10 @@ class Pki:
         )
         issuing_key = new_private_key("rsa3072")
         issuing_cert = root.issue(
-            Profile.ISSUING, _variant(organization, "Kyso Issuing CA").to_name(),
+            Profile.ISSUING,
+            _variant(organization, "Kyso Issuing CA").to_name(),
             issuing_key.public_key(),
-        )  # fmt: skip
+        )
         for name, bundle in (
             (ROOT_CA, KeyBundle(root.private_key, root.certificate)),
             (ISSUING_CA, KeyBundle(issuing_key, issuing_cert, (root.certificate,))),
@@ -134,9 +135,11 @@ class Pki:
         for name, profile, cn in services:
             key = new_private_key()
             cert = issuing.issue(
-                profile, _variant(organization, cn).to_name(), key.public_key(),
+                profile,
+                _variant(organization, cn).to_name(),
+                key.public_key(),
                 dns_names=("localhost",),
-            )  # fmt: skip
+            )
             save_pkcs12(layout.private_key(name), KeyBundle(key, cert, pki.chain), passphrase, cn)
             layout.certificate(name).parent.mkdir(parents=True, exist_ok=True)
             layout.certificate(name).write_bytes(pem(cert))
@@ -179,9 +182,7 @@ class Pki:
         record = self.store.add(certificate, ISSUING_CA, profile.value, key_ref=key_ref)
         return Issued(record, certificate, key_ref or "", cert_path)
 
-    def revoke(
-        self, serial: int, reason: x509.ReasonFlags, passphrase: bytes
-    ) -> CertificateRecord:
+    def revoke(self, serial: int, reason: x509.ReasonFlags, passphrase: bytes) -> CertificateRecord:
         """Revoke a certificate and publish its CA's new CRL at once."""
         record = self.store.get(serial)
         authority = self.authority(record.ca, passphrase)  # fails before anything changes
@@ -194,7 +195,9 @@ class Pki:
         now = utcnow()
         entries = [
             RevokedEntry(
-                r.serial, r.revoked_at or now, x509.ReasonFlags(r.revocation_reason or "unspecified")
+                r.serial,
+                r.revoked_at or now,
+                x509.ReasonFlags(r.revocation_reason or "unspecified"),
             )
             for r in self.store.revoked(authority.name)
         ]

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from cryptography import x509
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, ObjectIdentifier
+from cryptography.x509.oid import (
+    AuthorityInformationAccessOID,
+    ExtendedKeyUsageOID,
+    ObjectIdentifier,
+)
 
 # id-kp-documentSigning (RFC 9336).
 DOCUMENT_SIGNING = ObjectIdentifier("1.3.6.1.5.5.7.3.36")
 
 
-class Profile(str, Enum):
+class Profile(StrEnum):
     """Kinds of certificate the CA issues; the value is stored with each issued certificate."""
 
     ROOT = "root"
@@ -70,7 +74,10 @@ Extension = tuple[x509.ExtensionType, bool]
 
 
 def _key_usage(
-    *, digital_signature: bool = False, non_repudiation: bool = False, ca: bool = False,
+    *,
+    digital_signature: bool = False,
+    non_repudiation: bool = False,
+    ca: bool = False,
     key_encipherment: bool = False,
 ) -> x509.KeyUsage:
     return x509.KeyUsage(

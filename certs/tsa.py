@@ -60,7 +60,10 @@ class TimeStampAuthority:
         token = asyncio.run(
             self.signer.async_sign_general_data(
                 cms.EncapsulatedContentInfo(
-                    {"content_type": "tst_info", "content": cms.ParsableOctetString(tst_info.dump())}
+                    {
+                        "content_type": "tst_info",
+                        "content": cms.ParsableOctetString(tst_info.dump()),
+                    }
                 ),
                 "sha256",
                 detached=False,
@@ -81,7 +84,10 @@ class TimeStampAuthority:
         accuracy_ms = int(self.accuracy.total_seconds() * 1000)
         seconds, millis = divmod(accuracy_ms, 1000)
         accuracy = {"seconds": seconds} if not millis else {"seconds": seconds, "millis": millis}
-        tsa_name = asn1_x509.Name.load(self.signer.signing_cert.subject.dump())
+        certificate = self.signer.signing_cert
+        if certificate is None:
+            raise TimeStampRejected("system_failure", "the TSA has no certificate")
+        tsa_name = asn1_x509.Name.load(certificate.subject.dump())
         info = {
             "version": "v1",
             "policy": self.policy,
@@ -122,7 +128,15 @@ def parse_request(request_der: bytes) -> tsp.TimeStampReq:
     return request
 
 
-def rejection(failure: str, text: str) -> tsp.TimeStampResp:
+class _TimeStampResp(core.Sequence):
+    # asn1crypto's TimeStampResp forgets that the token is OPTIONAL (RFC 3161 2.4.2).
+    _fields = [  # noqa: RUF012 - asn1crypto declares fields this way
+        ("status", tsp.PKIStatusInfo),
+        ("time_stamp_token", cms.ContentInfo, {"optional": True}),
+    ]
+
+
+def rejection(failure: str, text: str) -> _TimeStampResp:
     """A TimeStampResp with status ``rejection`` and one failure bit."""
     status = tsp.PKIStatusInfo(
         {
@@ -131,7 +145,7 @@ def rejection(failure: str, text: str) -> tsp.TimeStampResp:
             "fail_info": tsp.PKIFailureInfo({failure}),
         }
     )
-    return tsp.TimeStampResp({"status": status})
+    return _TimeStampResp({"status": status})
 
 
 def _without_certificates(token: cms.ContentInfo) -> cms.ContentInfo:
@@ -142,4 +156,3 @@ def _without_certificates(token: cms.ContentInfo) -> cms.ContentInfo:
         for name in ("version", "digest_algorithms", "encap_content_info", "signer_infos")
     }
     return cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(fields)})
-

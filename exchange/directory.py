@@ -73,7 +73,9 @@ class Directory:
             self._by_code[agency.code] = agency
         for agency in self.agencies:
             if agency.parent is not None and agency.parent not in self._by_code:
-                raise DirectoryError(f"{agency.code}: parent {agency.parent} is not in the directory")
+                raise DirectoryError(
+                    f"{agency.code}: parent {agency.parent} is not in the directory"
+                )
             self.ancestors(agency.code)  # raises on a cycle
         for officer in self.officers:
             self.get(officer.agency)
@@ -156,4 +158,3 @@ def load_directory(path: Path | None = None) -> Directory:
         return directory_from_json(json.loads(text))
     except json.JSONDecodeError as exc:
         raise DirectoryError(f"directory file is not JSON: {exc}") from None
-

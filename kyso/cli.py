@@ -31,8 +31,22 @@ from .config import Settings
 from .db import make_engine, upgrade
 from .secrets import ensure_demo_passphrase_file, passphrase
 
-console = Console(highlight=False)
+console = Console(highlight=False, soft_wrap=True)
 USER_ERRORS = (PKIError, DirectoryError, UnknownAgency, sa.exc.OperationalError)
+
+
+def print_rows(headers: tuple[str, ...], rows: list[tuple[str, ...]], title: str = "") -> None:
+    """A table on a terminal; tab-separated lines (header first) for pipes and scripts."""
+    if console.is_terminal:
+        table = Table(*headers, title=title or None)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    if title:
+        click.echo(title)
+    for row in (headers, *rows):
+        click.echo("\t".join(row))
 
 
 class KysoGroup(click.Group):
@@ -92,12 +106,21 @@ def _pki_dir_option(f: Any) -> Any:
 
 @pki.command("init")
 @_pki_dir_option
-@click.option("--base-url", default="http://127.0.0.1:8080", show_default=True,
-              help="URL the CRL, OCSP and CA-issuer links in certificates point to.")  # fmt: skip
-@click.option("--directory-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Agency directory (JSON); default: the Nghệ An demo directory.")  # fmt: skip
+@click.option(
+    "--base-url",
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    help="URL the CRL, OCSP and CA-issuer links in certificates point to.",
+)
+@click.option(
+    "--directory-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Agency directory (JSON); default: the Nghệ An demo directory.",
+)
 @pass_context
-def pki_init(obj: Context, directory: Path | None, base_url: str, directory_file: Path | None) -> None:
+def pki_init(
+    obj: Context, directory: Path | None, base_url: str, directory_file: Path | None
+) -> None:
     """Create a complete demo PKI: CAs, TSA, OCSP, relay, agency seals and officers."""
     from certs.demo import create_demo_pki
 
@@ -107,16 +130,18 @@ def pki_init(obj: Context, directory: Path | None, base_url: str, directory_file
     AgencyStore(obj.engine).load(agencies)
     with console.status("Creating the PKI…") as status:
         identities = create_demo_pki(
-            target, base_url, secret, CertificateStore(obj.engine), agencies,
+            target,
+            base_url,
+            secret,
+            CertificateStore(obj.engine),
+            agencies,
             progress=lambda step: status.update(f"Issuing: {step}"),
-        )  # fmt: skip
-    table = Table(title=f"Demo PKI in {target}")
-    for column in ("identity", "serial", "key reference", "image"):
-        table.add_column(column)
-    for identity in identities:
-        serial = serial_hex(identity.issued.certificate.serial_number)
-        table.add_row(identity.label, serial, identity.issued.key_ref, str(identity.image))
-    console.print(table)
+        )
+    rows = [
+        (i.label, serial_hex(i.issued.certificate.serial_number), i.issued.key_ref, str(i.image))
+        for i in identities
+    ]
+    print_rows(("identity", "serial", "key reference", "image"), rows, f"Demo PKI in {target}")
     console.print(f"{len(agencies)} agencies loaded; CRL, OCSP and TSA served under {base_url}/pki")
 
 
@@ -129,8 +154,12 @@ def _issue_options(f: Any) -> Any:
     options = [
         _pki_dir_option,
         click.option("--agency", required=True, help="Agency code, e.g. 000.00.00.H41."),
-        click.option("--key-type", default="rsa2048", show_default=True,
-                     type=click.Choice(["rsa2048", "rsa3072", "p256", "p384"])),  # fmt: skip
+        click.option(
+            "--key-type",
+            default="rsa2048",
+            show_default=True,
+            type=click.Choice(["rsa2048", "rsa3072", "p256", "p384"]),
+        ),
         click.option("--key-ref", help="Generate the key in an HSM: an RFC 7512 pkcs11: URI."),
     ]
     for option in reversed(options):
@@ -139,21 +168,26 @@ def _issue_options(f: Any) -> Any:
 
 
 def _issue(
-    obj: Context, directory: Path | None, profile: Profile, subject: SubjectSpec, name: str,
-    key_type: str, key_ref: str | None,
-) -> None:  # fmt: skip
+    obj: Context,
+    directory: Path | None,
+    profile: Profile,
+    subject: SubjectSpec,
+    name: str,
+    key_type: str,
+    key_ref: str | None,
+) -> None:
     pki = obj.pki(directory)
     secret = passphrase()
     if key_ref:
         uri = Pkcs11Uri.parse(key_ref)
         public_key = generate_in_token(uri, key_type)
-        issued = pki.issue(profile, subject, secret, name=name, public_key=public_key,
-                           key_ref=uri.redacted())  # fmt: skip
+        issued = pki.issue(
+            profile, subject, secret, name=name, public_key=public_key, key_ref=uri.redacted()
+        )
         store_certificate_in_token(uri, issued.certificate)
     else:
         issued = pki.issue(profile, subject, secret, name=name, key_type=key_type)
-    console.print(f"issued {serial_hex(issued.certificate.serial_number)} "
-                  f"to {subject.common_name}")  # fmt: skip
+    console.print(f"issued {serial_hex(issued.certificate.serial_number)} to {subject.common_name}")
     console.print(f"  certificate: {issued.certificate_path}")
     console.print(f"  key:         {issued.key_ref}")
 
@@ -177,9 +211,14 @@ def issue_seal(
 @click.option("--title", default="", help="Position, e.g. 'Chủ tịch'.")
 @pass_context
 def issue_person(
-    obj: Context, directory: Path | None, agency: str, key_type: str, key_ref: str | None,
-    full_name: str, title: str,
-) -> None:  # fmt: skip
+    obj: Context,
+    directory: Path | None,
+    agency: str,
+    key_type: str,
+    key_ref: str | None,
+    full_name: str,
+    title: str,
+) -> None:
     """Issue an officer's personal certificate."""
     from certs.demo import person_name, person_subject
     from exchange.directory import Officer
@@ -193,9 +232,13 @@ def issue_person(
 @pki.command("revoke")
 @_pki_dir_option
 @click.argument("serial")
-@click.option("--reason", default="unspecified", show_default=True,
-              help="RFC 5280 reason: keyCompromise, affiliationChanged, superseded, "
-                   "cessationOfOperation, certificateHold, privilegeWithdrawn, unspecified.")  # fmt: skip
+@click.option(
+    "--reason",
+    default="unspecified",
+    show_default=True,
+    help="RFC 5280 reason: keyCompromise, affiliationChanged, superseded, "
+    "cessationOfOperation, certificateHold, privilegeWithdrawn, unspecified.",
+)
 @pass_context
 def pki_revoke(obj: Context, directory: Path | None, serial: str, reason: str) -> None:
     """Revoke a certificate (SERIAL in hex) and publish a new CRL."""
@@ -213,14 +256,18 @@ def pki_revoke(obj: Context, directory: Path | None, serial: str, reason: str) -
 @pass_context
 def pki_list(obj: Context, directory: Path | None, agency: str | None) -> None:
     """List issued certificates with their status."""
-    table = Table()
-    for column in ("serial", "profile", "subject", "agency", "expires", "status"):
-        table.add_column(column)
-    for r in obj.pki(directory).store.all(agency):
-        status = f"revoked ({r.revocation_reason})" if r.revoked else "valid"
-        table.add_row(serial_hex(r.serial), r.profile, r.common_name, r.agency_code or "",
-                      f"{r.not_after:%Y-%m-%d}", status)  # fmt: skip
-    console.print(table)
+    rows = [
+        (
+            serial_hex(r.serial),
+            r.profile,
+            r.common_name,
+            r.agency_code or "",
+            f"{r.not_after:%Y-%m-%d}",
+            f"revoked ({r.revocation_reason})" if r.revoked else "valid",
+        )
+        for r in obj.pki(directory).store.all(agency)
+    ]
+    print_rows(("serial", "profile", "subject", "agency", "expires", "status"), rows)
 
 
 # --- Directory -------------------------------------------------------------------------------
@@ -232,7 +279,9 @@ def directory() -> None:
 
 
 @directory.command("load")
-@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument(
+    "file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
 @pass_context
 def directory_load(obj: Context, file: Path | None) -> None:
     """Load (insert or update) agencies from FILE, or the demo directory."""

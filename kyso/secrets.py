@@ -11,8 +11,8 @@ import click
 
 from certs.keyfile import write_private
 
-PASSPHRASE_ENV = "KYSO_PASSPHRASE"
-PASSPHRASE_FILE_ENV = "KYSO_PASSPHRASE_FILE"
+PASSPHRASE_ENV = "KYSO_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
+PASSPHRASE_FILE_ENV = "KYSO_PASSPHRASE_FILE"  # noqa: S105
 
 
 class NoPassphrase(click.UsageError):
@@ -29,7 +29,9 @@ def passphrase(confirm: bool = False) -> bytes:
         try:
             return Path(file).read_text(encoding="utf-8").strip().encode()
         except OSError as exc:
-            raise NoPassphrase(f"cannot read {PASSPHRASE_FILE_ENV}={file}: {exc.strerror}") from None
+            raise NoPassphrase(
+                f"cannot read {PASSPHRASE_FILE_ENV}={file}: {exc.strerror}"
+            ) from None
     if sys.stdin.isatty():
         entered: str = click.prompt(
             "Passphrase of the PKI keys", hide_input=True, confirmation_prompt=confirm

@@ -1,0 +1,113 @@
+"""Shared fixtures: a demo PKI made by the real CLI and a real server on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+KYSO = str(Path(sys.executable).parent / "kyso")
+PASSPHRASE = "correct horse battery staple"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class KysoEnv:
+    """A data directory with its own database, PKI and environment for subprocesses."""
+
+    data: Path
+    port: int
+
+    @property
+    def pki(self) -> Path:
+        return self.data / "pki"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KYSO_")}
+        env.update(KYSO_DATA=str(self.data), KYSO_PASSPHRASE=PASSPHRASE)
+        return env
+
+    def kyso(self, *args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+        env = kwargs.pop("env", None) or self.env
+        result = subprocess.run(
+            [KYSO, *args], env=env, capture_output=True, text=True, timeout=120, **kwargs
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"kyso {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def cert(self, name: str) -> Path:
+        return self.pki / "certs" / f"{name}.pem"
+
+    @property
+    def root(self) -> Path:
+        return self.pki / "ca" / "root.pem"
+
+    @property
+    def issuing(self) -> Path:
+        return self.pki / "ca" / "issuing.pem"
+
+
+@pytest.fixture(scope="session")
+def kyso_env(tmp_path_factory: pytest.TempPathFactory) -> KysoEnv:
+    """A demo PKI created by `kyso pki init`, its URLs pointing at a port reserved for it."""
+    env = KysoEnv(tmp_path_factory.mktemp("kyso"), free_port())
+    env.kyso("pki", "init", "--base-url", env.url)
+    return env
+
+
+@dataclass
+class Server:
+    env: KysoEnv
+    process: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return self.env.url
+
+
+def start_server(env: KysoEnv, timeout: float = 30) -> subprocess.Popen:
+    log = open(env.data / f"server-{env.port}.log", "ab")  # noqa: SIM115 - lives with the process
+    process = subprocess.Popen(
+        [KYSO, "serve", "--port", str(env.port)], env=env.env, stdout=log, stderr=log
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"server exited: {(env.data / f'server-{env.port}.log').read_text()}"
+            )
+        try:
+            if requests.get(f"{env.url}/healthz", timeout=1).ok:
+                return process
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError("server did not start in time")
+
+
+@pytest.fixture(scope="session")
+def server(kyso_env: KysoEnv) -> Iterator[Server]:
+    """`kyso serve` as a subprocess on the reserved loopback port."""
+    process = start_server(kyso_env)
+    yield Server(kyso_env, process)
+    process.terminate()
+    process.wait(timeout=10)

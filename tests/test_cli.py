@@ -1,0 +1,127 @@
+"""The CLI: help everywhere, one-line errors with exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from kyso.cli import main
+
+from .conftest import KysoEnv
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [prefix]
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += all_commands(command, (*prefix, name))
+        else:
+            found.append((*prefix, name))
+    return found
+
+
+@pytest.mark.parametrize("path", all_commands(main), ids=lambda p: " ".join(p) or "kyso")
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(main, [*path, "--help"])
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+    command = main
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    assert command.help, f"kyso {' '.join(path)} has no help text"
+
+
+def assert_user_error(result, message: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert message in lines[0], lines[0]
+
+
+def test_wrong_passphrase(kyso_env: KysoEnv) -> None:
+    env = {**kyso_env.env, "KYSO_PASSPHRASE": "not the passphrase"}
+    result = kyso_env.kyso(
+        "pki", "issue", "seal", "--agency", "000.00.02.H41", env=env, check=False
+    )
+    assert_user_error(result, "wrong passphrase")
+
+
+def test_missing_passphrase_without_terminal(kyso_env: KysoEnv) -> None:
+    env = {k: v for k, v in kyso_env.env.items() if k != "KYSO_PASSPHRASE"}
+    result = kyso_env.kyso(
+        "pki",
+        "issue",
+        "seal",
+        "--agency",
+        "000.00.02.H41",
+        env=env,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2
+    assert "no passphrase: set KYSO_PASSPHRASE" in result.stderr
+
+
+def test_unknown_agency(kyso_env: KysoEnv) -> None:
+    result = kyso_env.kyso("pki", "issue", "seal", "--agency", "000.00.99.H41", check=False)
+    assert_user_error(result, "unknown agency 000.00.99.H41")
+
+
+def test_revoke_unknown_serial_bad_serial_and_bad_reason(kyso_env: KysoEnv) -> None:
+    assert_user_error(
+        kyso_env.kyso("pki", "revoke", "ABCDEF", check=False), "no certificate with serial ABCDEF"
+    )
+    assert_user_error(
+        kyso_env.kyso("pki", "revoke", "not-hex!", check=False), "is not a serial number"
+    )
+    bad_reason = kyso_env.kyso("pki", "revoke", "ABCDEF", "--reason", "boredom", check=False)
+    assert bad_reason.returncode == 2 and "unknown revocation reason 'boredom'" in bad_reason.stderr
+
+
+def test_issue_then_revoke_twice(kyso_env: KysoEnv) -> None:
+    issued = kyso_env.kyso(
+        "pki",
+        "issue",
+        "person",
+        "--agency",
+        "000.02.22.H41",
+        "--name",
+        "Đỗ Văn Đức",
+        "--title",
+        "Công chức",
+    )
+    serial = issued.stdout.split()[1]
+    assert "Đỗ Văn Đức" in issued.stdout
+    kyso_env.kyso("pki", "revoke", serial, "--reason", "superseded")
+    assert_user_error(kyso_env.kyso("pki", "revoke", serial, check=False), "already revoked")
+    listing = kyso_env.kyso("pki", "list", "--agency", "000.02.22.H41").stdout
+    assert "revoked (superseded)" in listing
+
+
+def test_init_refuses_to_overwrite(kyso_env: KysoEnv) -> None:
+    result = kyso_env.kyso("pki", "init", check=False)
+    assert_user_error(result, "already holds a PKI")
+
+
+def test_pki_commands_without_a_pki(tmp_path) -> None:
+    env = KysoEnv(tmp_path, 1)
+    result = env.kyso("pki", "list", check=False)
+    assert_user_error(result, "holds no PKI: run `kyso pki init")
+
+
+def test_directory_show_prints_the_tree(kyso_env: KysoEnv) -> None:
+    output = kyso_env.kyso("directory", "show").stdout
+    lines = output.splitlines()
+    assert lines[0].startswith("000.00.00.H41  UBND tỉnh Nghệ An")
+    assert "    000.01.21.H41  UBND phường Hưng Dũng  (commune)" in output
+
+
+def test_bad_directory_file(kyso_env: KysoEnv, tmp_path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"agencies": [{"code": "12.34", "name": "X", "level": "province"}]}')
+    assert_user_error(
+        kyso_env.kyso("directory", "load", str(bad), check=False), "'12.34' is not an agency code"
+    )

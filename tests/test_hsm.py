@@ -1,0 +1,212 @@
+"""A key generated inside a real SoftHSM2 token signs; OpenSSL verifies the signature."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from certs.keystore import open_key
+
+from .conftest import KysoEnv
+
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+PIN = "264-1975"
+
+pytestmark = pytest.mark.skipif(
+    not Path(SOFTHSM_MODULE).exists() or shutil.which("softhsm2-util") is None,
+    reason="SoftHSM2 is installed by `make test` (tools/system-packages.sh)",
+)
+
+
+@pytest.fixture(scope="session")
+def token(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A fresh SoftHSM2 token, initialised by the fixture, with its own config.
+
+    Session-scoped: a PKCS#11 module reads its configuration once per process.
+    """
+    tmp_path = tmp_path_factory.mktemp("softhsm")
+    store = tmp_path / "tokens"
+    store.mkdir()
+    config = tmp_path / "softhsm2.conf"
+    config.write_text(f"directories.tokendir = {store}\nobjectstore.backend = file\n")
+    env = {"SOFTHSM2_CONF": str(config), "KYSO_PKCS11_PIN": PIN}
+    subprocess.run(
+        [
+            "softhsm2-util",
+            "--init-token",
+            "--free",
+            "--label",
+            "kyso-test",
+            "--pin",
+            PIN,
+            "--so-pin",
+            "12345678",
+        ],
+        env={**os.environ, **env},
+        check=True,
+        capture_output=True,
+    )
+    os.environ.update(env)
+    return env
+
+
+def test_hsm_key_signs_cms_that_openssl_verifies(
+    kyso_env: KysoEnv, token: dict[str, str], tmp_path: Path
+) -> None:
+    uri = "pkcs11:token=kyso-test;object=officer-hsm"
+    env = {**kyso_env.env, **token}
+    kyso_env.kyso(
+        "pki",
+        "issue",
+        "person",
+        "--agency",
+        "000.00.22.H41",
+        "--name",
+        "Võ Thị Hằng",
+        "--title",
+        "Phó Chủ tịch",
+        "--key-ref",
+        uri,
+        env=env,
+    )
+
+    # The private key was generated in the token and cannot leave it.
+    import pkcs11
+    from pkcs11 import Attribute, ObjectClass
+
+    lib = pkcs11.lib(SOFTHSM_MODULE)
+    with lib.get_token(token_label="kyso-test").open(user_pin=PIN) as session:
+        key = session.get_key(ObjectClass.PRIVATE_KEY, label="officer-hsm")
+        assert key[Attribute.SENSITIVE] and not key[Attribute.EXTRACTABLE]
+
+    document = tmp_path / "bao-cao.txt"
+    document.write_text("Báo cáo tình hình kinh tế - xã hội tháng 11", encoding="utf-8")
+    issuing = kyso_env.issuing.read_bytes()
+    from cryptography import x509
+
+    with open_key(uri, extra_certs=(x509.load_pem_x509_certificate(issuing),)) as signing:
+        assert signing.certificate.subject.rfc4514_string().startswith("CN=Võ Thị Hằng")
+        signature = asyncio.run(
+            signing.signer.async_sign_general_data(document.read_bytes(), "sha256", detached=True)
+        )
+    p7s = tmp_path / "bao-cao.txt.p7s"
+    p7s.write_bytes(signature.dump())
+    result = subprocess.run(
+        [
+            "openssl",
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            str(p7s),
+            "-content",
+            str(document),
+            "-CAfile",
+            str(kyso_env.root),
+            "-certfile",
+            str(kyso_env.issuing),
+            "-purpose",
+            "any",
+            "-out",
+            os.devnull,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert "Verification successful" in result.stderr, result.stderr
+    document.write_text("Báo cáo đã bị sửa", encoding="utf-8")
+    tampered = subprocess.run(
+        [
+            "openssl",
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            str(p7s),
+            "-content",
+            str(document),
+            "-CAfile",
+            str(kyso_env.root),
+            "-certfile",
+            str(kyso_env.issuing),
+            "-purpose",
+            "any",
+            "-out",
+            os.devnull,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert tampered.returncode != 0
+
+
+def test_wrong_pin_is_a_clear_error(kyso_env: KysoEnv, token: dict[str, str]) -> None:
+    env = {**kyso_env.env, **token, "KYSO_PKCS11_PIN": "0000"}
+    result = kyso_env.kyso(
+        "pki",
+        "issue",
+        "seal",
+        "--agency",
+        "000.00.03.H41",
+        "--key-ref",
+        "pkcs11:token=kyso-test;object=seal",
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: wrong PIN for token 'kyso-test'"
+
+
+def test_unknown_token_is_a_clear_error(kyso_env: KysoEnv, token: dict[str, str]) -> None:
+    env = {**kyso_env.env, **token}
+    result = kyso_env.kyso(
+        "pki",
+        "issue",
+        "seal",
+        "--agency",
+        "000.00.03.H41",
+        "--key-ref",
+        "pkcs11:token=nope;object=seal",
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "no PKCS#11 token labelled 'nope'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_public_key_from_token_matches_certificate(kyso_env: KysoEnv, token) -> None:
+    uri = "pkcs11:token=kyso-test;object=seal-ec"
+    kyso_env.kyso(
+        "pki",
+        "issue",
+        "seal",
+        "--agency",
+        "000.00.04.H41",
+        "--key-type",
+        "p256",
+        "--key-ref",
+        uri,
+        env={**kyso_env.env, **token},
+    )
+    with open_key(uri) as signing:
+        spki = signing.certificate.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        raw = asyncio.run(signing.signer.async_sign_raw(b"data", "sha256"))
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    public = serialization.load_der_public_key(spki)
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    public.verify(raw, b"data", ec.ECDSA(hashes.SHA256()))
