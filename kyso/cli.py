@@ -13,10 +13,7 @@ from typing import Any
 
 import click
 import sqlalchemy as sa
-from rich.console import Console
-from rich.table import Table
 
-from certs.errors import PKIError
 from certs.keystore import generate_in_token, store_certificate_in_token
 from certs.layout import PkiLayout
 from certs.names import SubjectSpec
@@ -24,41 +21,14 @@ from certs.pkcs11uri import Pkcs11Uri
 from certs.pki import Pki, parse_reason
 from certs.profiles import Profile
 from certs.store import CertificateStore, parse_serial, serial_hex
-from exchange.directory import DirectoryError, UnknownAgency, load_directory
+from exchange.directory import load_directory
 from exchange.store import AgencyStore
 
+from .cli_common import KysoGroup, console, print_rows
+from .cli_sign import sign as sign_group
 from .config import Settings
 from .db import make_engine, upgrade
 from .secrets import ensure_demo_passphrase_file, passphrase
-
-console = Console(highlight=False, soft_wrap=True)
-USER_ERRORS = (PKIError, DirectoryError, UnknownAgency, sa.exc.OperationalError)
-
-
-def print_rows(headers: tuple[str, ...], rows: list[tuple[str, ...]], title: str = "") -> None:
-    """A table on a terminal; tab-separated lines (header first) for pipes and scripts."""
-    if console.is_terminal:
-        table = Table(*headers, title=title or None)
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
-        return
-    if title:
-        click.echo(title)
-    for row in (headers, *rows):
-        click.echo("\t".join(row))
-
-
-class KysoGroup(click.Group):
-    """A group that turns domain errors into one-line messages and exit code 2."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except USER_ERRORS as exc:
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            click.echo(f"error: {message}", err=True)
-            ctx.exit(2)
 
 
 @dataclass
@@ -349,6 +319,9 @@ def _print_demo_keys(obj: Context) -> None:
         console.print(f"    {r.common_name:<28} {r.key_ref}")
     if len(records) > 8:
         console.print(f"    … {len(records) - 8} more: `kyso pki list`")
+
+
+main.add_command(sign_group)
 
 
 @main.group(cls=KysoGroup)

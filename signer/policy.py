@@ -1,0 +1,61 @@
+"""What a verifier accepts: trust anchors, validation time, online or offline revocation."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from asn1crypto import crl as asn1_crl
+from asn1crypto import ocsp as asn1_ocsp
+from cryptography import x509
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.policy_decl import (
+    CertRevTrustPolicy,
+    RevocationCheckingPolicy,
+    RevocationCheckingRule,
+)
+
+from certs.keystore import to_asn1
+
+# Revocation information is required for signers and intermediate CAs; a missing answer makes
+# the verdict INDETERMINATE, never a silent pass.
+REQUIRE_REVOCATION = CertRevTrustPolicy(
+    RevocationCheckingPolicy(
+        ee_certificate_rule=RevocationCheckingRule.CRL_OR_OCSP_REQUIRED,
+        intermediate_ca_cert_rule=RevocationCheckingRule.CRL_OR_OCSP_REQUIRED,
+    )
+)
+
+# RSA keys below 2048 bits and SHA-1 are refused (CRYPTO_CONSTRAINTS_FAILURE).
+WEAK_HASHES = frozenset({"md5", "sha1"})
+
+
+@dataclass(frozen=True)
+class ValidationPolicy:
+    """Inputs of validation that do not come from the document itself."""
+
+    trust_roots: tuple[x509.Certificate, ...]
+    offline: bool = False
+    at: dt.datetime | None = None  # validate as of this moment (None: now)
+    extra_certs: tuple[x509.Certificate, ...] = field(default=())
+
+    @property
+    def moment(self) -> dt.datetime:
+        return self.at or dt.datetime.now(dt.UTC)
+
+    def validation_context(
+        self,
+        crls: tuple[asn1_crl.CertificateList, ...] = (),
+        ocsps: tuple[asn1_ocsp.OCSPResponse, ...] = (),
+    ) -> ValidationContext:
+        """A fresh pyHanko/certvalidator context (contexts cache state: one per validation)."""
+        return ValidationContext(
+            trust_roots=[to_asn1(c) for c in self.trust_roots],
+            other_certs=[to_asn1(c) for c in self.extra_certs],
+            moment=self.at,
+            allow_fetching=not self.offline,
+            revinfo_policy=REQUIRE_REVOCATION,
+            crls=list(crls),
+            ocsps=list(ocsps),
+            weak_hash_algos=set(WEAK_HASHES),
+        )
