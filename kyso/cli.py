@@ -7,47 +7,26 @@ only bugs show a traceback.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
-import sqlalchemy as sa
 
 from certs.keystore import generate_in_token, store_certificate_in_token
 from certs.layout import PkiLayout
 from certs.names import SubjectSpec
 from certs.pkcs11uri import Pkcs11Uri
-from certs.pki import Pki, parse_reason
+from certs.pki import parse_reason
 from certs.profiles import Profile
 from certs.store import CertificateStore, parse_serial, serial_hex
 from exchange.directory import load_directory
 from exchange.store import AgencyStore
 
-from .cli_common import KysoGroup, console, print_rows
+from .cli_common import Context, KysoGroup, console, pass_context, print_rows
+from .cli_pdf import sign_pdf, verify_command
 from .cli_sign import sign as sign_group
 from .config import Settings
-from .db import make_engine, upgrade
 from .secrets import ensure_demo_passphrase_file, passphrase
-
-
-@dataclass
-class Context:
-    settings: Settings
-    _engine: sa.Engine | None = None
-
-    @property
-    def engine(self) -> sa.Engine:
-        if self._engine is None:
-            self._engine = make_engine(self.settings.db_url)
-            upgrade(self._engine)
-        return self._engine
-
-    def pki(self, directory: Path | None = None) -> Pki:
-        return Pki(PkiLayout(directory or self.settings.pki_dir), CertificateStore(self.engine))
-
-
-pass_context = click.make_pass_decorator(Context)
 
 
 @click.group(cls=KysoGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -322,6 +301,8 @@ def _print_demo_keys(obj: Context) -> None:
 
 
 main.add_command(sign_group)
+sign_group.add_command(sign_pdf)
+main.add_command(verify_command)
 
 
 @main.group(cls=KysoGroup)

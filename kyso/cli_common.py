@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -10,8 +12,14 @@ from rich.console import Console
 from rich.table import Table
 
 from certs.errors import PKIError
+from certs.layout import PkiLayout
+from certs.pki import Pki
+from certs.store import CertificateStore
 from exchange.directory import DirectoryError, UnknownAgency
 from signer.errors import SignerError
+
+from .config import Settings
+from .db import make_engine, upgrade
 
 console = Console(highlight=False, soft_wrap=True)
 USER_ERRORS = (PKIError, SignerError, DirectoryError, UnknownAgency, sa.exc.OperationalError)
@@ -41,3 +49,35 @@ class KysoGroup(click.Group):
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             click.echo(f"error: {message}", err=True)
             ctx.exit(2)
+
+
+@dataclass
+class Context:
+    settings: Settings
+    _engine: sa.Engine | None = None
+
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            self._engine = make_engine(self.settings.db_url)
+            upgrade(self._engine)
+        return self._engine
+
+    def pki(self, directory: Path | None = None) -> Pki:
+        return Pki(PkiLayout(directory or self.settings.pki_dir), CertificateStore(self.engine))
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+def default_trust_dir(settings: Settings) -> Path:
+    """Without --trust, a verifier trusts the local PKI's root CA."""
+    return settings.pki_dir / "ca" / "root.pem"
+
+
+def default_tsa_url(settings: Settings) -> str | None:
+    """The TSA of the local PKI, from the URL its certificates were issued with."""
+    layout = PkiLayout(settings.pki_dir)
+    if not layout.exists():
+        return None
+    return str(layout.read_manifest()["base_url"]).rstrip("/") + "/pki/tsa"

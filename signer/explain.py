@@ -5,6 +5,8 @@ Decree 23/2025 asks verification software to speak Vietnamese; auditors abroad r
 
 from __future__ import annotations
 
+import datetime as dt
+
 from .report import Indication, SignatureReport, SubIndication
 
 # sub-indication → (Vietnamese, English) reason.
@@ -72,6 +74,14 @@ GENERIC_REASON = (
 )
 
 
+VIETNAM_TIME = dt.timezone(dt.timedelta(hours=7))
+
+
+def vietnam_time(moment: dt.datetime) -> str:
+    """ISO 8601 in Vietnam's offset, as Decree 30 shows signing times: 2026-11-25T14:07:09+07:00."""
+    return moment.astimezone(VIETNAM_TIME).replace(microsecond=0).isoformat()
+
+
 def explain(report: SignatureReport) -> tuple[str, str]:
     """A short (Vietnamese, English) explanation of ``report``'s verdict."""
     who = report.signer.common_name if report.signer else None
@@ -79,8 +89,8 @@ def explain(report: SignatureReport) -> tuple[str, str]:
     by_vi = f" của {who}" + (f" ({org})" if org and org != who else "") if who else ""
     by_en = f" by {who}" + (f" ({org})" if org and org != who else "") if who else ""
     when = report.timestamp_time or report.claimed_signing_time
-    at_vi = f", ký lúc {when.isoformat()}" if when else ""
-    at_en = f", signed at {when.isoformat()}" if when else ""
+    at_vi = f", ký lúc {vietnam_time(when)}" if when else ""
+    at_en = f", signed at {vietnam_time(when)}" if when else ""
     if report.indication is Indication.TOTAL_PASSED:
         return (
             f"Chữ ký{by_vi} hợp lệ{at_vi}. Nội dung không bị thay đổi sau khi ký.",

@@ -9,6 +9,7 @@ from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
 from cryptography import x509
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.policy_decl import (
     CertRevTrustPolicy,
     RevocationCheckingPolicy,
@@ -58,4 +59,6 @@ class ValidationPolicy:
             crls=list(crls),
             ocsps=list(ocsps),
             weak_hash_algos=set(WEAK_HASHES),
+            # requests, not aiohttp: no event-loop-bound sessions left open between calls.
+            fetcher_backend=RequestsFetcherBackend(per_request_timeout=10),
         )

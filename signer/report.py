@@ -118,6 +118,7 @@ class RevocationEvidence:
     status: str  # "good", "revoked", "unknown"
     produced_at: dt.datetime | None = None
     url: str | None = None
+    issuer: str | None = None  # the CA whose certificates the answer is about
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,191 @@
+"""PAdES signing (B-B, B-T, B-LT, B-LTA) on pyHanko.
+
+``sign`` appends one incremental revision holding the signature, so earlier signatures stay
+valid; B-T and above get a signature timestamp from Kyso's TSA, B-LT embeds the OCSP/CRL answers
+in the DSS, B-LTA adds a document timestamp over everything.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.sign import fields, signers
+from pyhanko.sign.general import SigningError
+from pyhanko.sign.timestamps import HTTPTimeStamper
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+from pyhanko.stamp import BaseStampStyle
+
+from certs.keystore import SigningKey
+
+from .errors import DocumentTooLarge, InvalidDocument, SigningFailed
+from .levels import Level
+from .pdf_input import open_pdf
+from .policy import ValidationPolicy
+from .report import CertificateInfo
+
+MAX_PDF_BYTES = 512 * 1024 * 1024
+# CMS size reserved in /Contents: room for the chain, a timestamp token and signed attributes,
+# so pyHanko need not sign a dummy CMS to estimate it.
+RESERVED_SIGNATURE_BYTES = 32 * 1024
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """Where and how a visible signature is drawn (see :mod:`signer.stamps`)."""
+
+    page: int  # 0-based
+    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in PDF points
+    style: BaseStampStyle
+
+
+@dataclass(frozen=True)
+class PdfSignOptions:
+    """Everything but the key and the files: what kind of signature to make."""
+
+    level: Level = Level.B_B
+    field_name: str | None = None
+    reason: str | None = None
+    location: str | None = None
+    contact: str | None = None
+    certify: bool = False
+    docmdp: fields.MDPPerm = fields.MDPPerm.FILL_FORMS
+    appearance: Appearance | None = None
+    tsa_url: str | None = None
+    # B-LT/B-LTA: trust anchors and online access used to collect revocation answers.
+    policy: ValidationPolicy | None = None
+    stamp_params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PdfSignResult:
+    """What was produced."""
+
+    output: Path
+    field_name: str
+    level: Level
+    signer: CertificateInfo
+    signing_time: dt.datetime
+    size: int
+    sha256: str
+
+
+def _metadata(options: PdfSignOptions, field_name: str) -> signers.PdfSignatureMetadata:
+    long_term = options.level.long_term
+    if long_term and options.policy is None:
+        raise SigningFailed(f"{options.level} needs trust anchors to collect revocation data")
+    return signers.PdfSignatureMetadata(
+        field_name=field_name,
+        md_algorithm="sha256",
+        subfilter=fields.SigSeedSubFilter.PADES,
+        reason=options.reason,
+        location=options.location,
+        contact_info=options.contact,
+        certify=options.certify,
+        docmdp_permissions=options.docmdp,
+        embed_validation_info=long_term,
+        use_pades_lta=options.level is Level.B_LTA,
+        validation_context=options.policy.validation_context() if long_term and options.policy
+        else None,
+    )  # fmt: skip
+
+
+def _next_field_name(writer: IncrementalPdfFileWriter) -> str:
+    existing = {name for name, _, _ in fields.enumerate_sig_fields(writer)}
+    index = 1
+    while f"Signature{index}" in existing:
+        index += 1
+    return f"Signature{index}"
+
+
+def _timestamper(options: PdfSignOptions) -> HTTPTimeStamper | None:
+    if not options.level.timestamped:
+        return None
+    if not options.tsa_url:
+        raise SigningFailed(f"{options.level} needs a time-stamping authority URL")
+    return HTTPTimeStamper(options.tsa_url, timeout=30)
+
+
+def sign(source: Path, output: Path, key: SigningKey, options: PdfSignOptions) -> PdfSignResult:
+    """Sign ``source`` into ``output`` (written atomically; ``source`` is never modified).
+
+    Raises :class:`InvalidDocument` for input pyHanko cannot read (not a PDF, encrypted,
+    truncated) and :class:`SigningFailed` when the TSA or revocation services fail.
+    """
+    size = source.stat().st_size if source.exists() else 0
+    if size > MAX_PDF_BYTES:
+        raise DocumentTooLarge(f"{source} is larger than {MAX_PDF_BYTES // 2**20} MiB")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=output.parent, prefix=".signing-", suffix=".pdf")
+    tmp = Path(tmp_name)
+    try:
+        with source.open("rb") as infile, os.fdopen(fd, "w+b") as outfile:
+            writer = IncrementalPdfFileWriter(infile, strict=False)
+            open_pdf(writer.prev, source.name)
+            field_name = options.field_name or _next_field_name(writer)
+            signing_time = _sign_into(writer, outfile, key, options, field_name)
+            outfile.flush()
+            os.fsync(outfile.fileno())
+        os.replace(tmp, output)
+    except (PdfError, SigningError, TimestampRequestError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, PdfError):
+            raise InvalidDocument(f"{source.name}: {exc}") from None
+        raise SigningFailed(f"signing {source.name} failed: {exc}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    digest = _sha256(output)
+    return PdfSignResult(
+        output=output,
+        field_name=field_name,
+        level=options.level,
+        signer=CertificateInfo.of(key.certificate),
+        signing_time=signing_time,
+        size=output.stat().st_size,
+        sha256=digest,
+    )
+
+
+def _sign_into(
+    writer: IncrementalPdfFileWriter,
+    outfile: object,
+    key: SigningKey,
+    options: PdfSignOptions,
+    field_name: str,
+) -> dt.datetime:
+    appearance = options.appearance
+    field_spec = None
+    if appearance is not None:
+        # pyHanko types the box as ints, but writes whatever numbers it is given.
+        box = tuple(round(v) for v in appearance.box)
+        field_spec = fields.SigFieldSpec(field_name, on_page=appearance.page, box=box)  # type: ignore[arg-type]
+    pdf_signer = signers.PdfSigner(
+        _metadata(options, field_name),
+        signer=key.signer,
+        timestamper=_timestamper(options),
+        stamp_style=appearance.style if appearance else None,
+        new_field_spec=field_spec,
+    )
+    signing_time = dt.datetime.now(dt.UTC)
+    pdf_signer.sign_pdf(
+        writer,
+        output=outfile,
+        bytes_reserved=RESERVED_SIGNATURE_BYTES,
+        appearance_text_params=options.stamp_params or None,
+    )
+    return signing_time
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,365 @@
+"""PAdES validation: one :class:`SignatureReport` per signature, in ETSI terms.
+
+pyHanko checks integrity, the CMS signature, the certificate path and revocation, and reviews
+every later revision against its whitelist of allowed changes (form filling, signatures, DSS
+and timestamp updates). This module turns that into indications an auditor can read, and adds
+a per-revision account of what changed after each signature.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+from pathlib import Path
+from typing import BinaryIO
+
+from asn1crypto import crl as asn1_crl
+from asn1crypto import ocsp as asn1_ocsp
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.diff_analysis import (
+    DEFAULT_DIFF_POLICY,
+    ModificationLevel,
+    SuspiciousModification,
+)
+from pyhanko.sign.validation import (
+    DocumentSecurityStore,
+    EmbeddedPdfSignature,
+    async_validate_pdf_signature,
+    async_validate_pdf_timestamp,
+)
+from pyhanko.sign.validation.errors import SignatureValidationError
+from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator.errors import (
+    InsufficientRevinfoError,
+    PathBuildingError,
+    PathValidationError,
+)
+
+from certs.keystore import from_asn1
+
+from .errors import InvalidDocument
+from .explain import with_explanation
+from .levels import Level
+from .pdf_input import PDF_MAGIC, open_pdf
+from .policy import ValidationPolicy
+from .report import (
+    CertificateInfo,
+    Change,
+    Indication,
+    Report,
+    RevocationEvidence,
+    SignatureReport,
+    SubIndication,
+    indication_for,
+)
+
+MAX_VERIFY_BYTES = 512 * 1024 * 1024
+
+_COVERAGE = {
+    SignatureCoverageLevel.ENTIRE_FILE: "ENTIRE_FILE",
+    SignatureCoverageLevel.ENTIRE_REVISION: "ENTIRE_REVISION",
+    SignatureCoverageLevel.CONTIGUOUS_BLOCK_FROM_START: "PARTIAL",
+    SignatureCoverageLevel.UNCLEAR: "UNCLEAR",
+}
+
+_CHANGE_TEXT = {
+    ModificationLevel.NONE: "no change to the document's content",
+    ModificationLevel.LTA_UPDATES: "validation data or document timestamp added (allowed)",
+    ModificationLevel.FORM_FILLING: "form fields filled or signatures added (allowed)",
+    ModificationLevel.ANNOTATIONS: "annotations added or changed (they can cover signed content)",
+    ModificationLevel.OTHER: "content changed outside signatures and form fields",
+}
+
+
+class _Evidence:
+    """Revocation answers found in the document (DSS), to report where evidence came from."""
+
+    def __init__(self, reader: PdfFileReader) -> None:
+        self.ocsps: list[asn1_ocsp.OCSPResponse] = []
+        self.crls: list[asn1_crl.CertificateList] = []
+        try:
+            dss = DocumentSecurityStore.read_dss(reader)
+        except (KeyError, PdfError, ValueError, TypeError):
+            return
+        context = dss.as_validation_context({})
+        self.ocsps = list(context.ocsps)
+        self.crls = list(context.crls)
+
+
+def verify_pdf(source: Path | BinaryIO, policy: ValidationPolicy, name: str = "") -> Report:
+    """Validate every signature of a PDF.
+
+    Raises :class:`InvalidDocument` when the input is not a readable PDF at all; a readable PDF
+    with broken signatures gets a report with TOTAL_FAILED verdicts instead.
+    """
+    if isinstance(source, Path):
+        name = name or source.name
+        with source.open("rb") as stream:
+            return _verify_stream(stream, policy, name)
+    return _verify_stream(source, policy, name or "document.pdf")
+
+
+def _verify_stream(stream: BinaryIO, policy: ValidationPolicy, name: str) -> Report:
+    digest, size = _digest(stream)
+    if size == 0:
+        raise InvalidDocument(f"{name} is empty (0 bytes)")
+    if size > MAX_VERIFY_BYTES:
+        raise InvalidDocument(f"{name} is larger than {MAX_VERIFY_BYTES // 2**20} MiB")
+    stream.seek(0)
+    if PDF_MAGIC not in stream.read(1024):
+        raise InvalidDocument(f"{name} is not a PDF (no %PDF- header)")
+    stream.seek(0)
+    try:
+        reader = PdfFileReader(stream, strict=False)
+        open_pdf(reader, name)
+        signatures = list(reader.embedded_regular_signatures)
+        timestamps = list(reader.embedded_timestamp_signatures)
+    except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise InvalidDocument(f"{name} is not a readable PDF: {exc}") from None
+    report = Report(name, digest, "PDF", policy.moment)
+    if not signatures:
+        report.problems.append("the document has no signatures")
+    evidence = _Evidence(reader)
+    lta_times = _document_timestamp_times(timestamps, policy, evidence, report)
+    for signature in signatures:
+        report.signatures.append(_verify_one(reader, signature, policy, evidence, lta_times))
+    return report
+
+
+def _digest(stream: BinaryIO) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    for block in iter(lambda: stream.read(1 << 20), b""):
+        digest.update(block)
+        size += len(block)
+    return digest.hexdigest(), size
+
+
+def _context(policy: ValidationPolicy, evidence: _Evidence) -> ValidationContext:
+    return policy.validation_context(crls=tuple(evidence.crls), ocsps=tuple(evidence.ocsps))
+
+
+def _document_timestamp_times(
+    timestamps: list[EmbeddedPdfSignature],
+    policy: ValidationPolicy,
+    evidence: _Evidence,
+    report: Report,
+) -> list[dt.datetime]:
+    """Times of the valid document timestamps (B-LTA); invalid ones are document problems."""
+    times = []
+    for timestamp in timestamps:
+        try:
+            status = asyncio.run(
+                async_validate_pdf_timestamp(
+                    timestamp, validation_context=_context(policy, evidence)
+                )
+            )
+        except (SignatureValidationError, PdfError, ValueError) as exc:
+            report.problems.append(f"document timestamp {timestamp.field_name}: {exc}")
+            continue
+        if status.intact and status.valid and status.coverage is not SignatureCoverageLevel.UNCLEAR:
+            times.append(status.timestamp)
+        else:
+            report.problems.append(f"document timestamp {timestamp.field_name} is not valid")
+    return times
+
+
+def _verify_one(
+    reader: PdfFileReader,
+    signature: EmbeddedPdfSignature,
+    policy: ValidationPolicy,
+    evidence: _Evidence,
+    lta_times: list[dt.datetime],
+) -> SignatureReport:
+    result = SignatureReport("PAdES", str(signature.field_name), Indication.INDETERMINATE)
+    try:
+        result.signer = CertificateInfo.of(from_asn1(signature.signer_cert))
+    except (ValueError, TypeError, AttributeError):
+        result.signer = None
+    context = _context(policy, evidence)
+    try:
+        status = asyncio.run(
+            async_validate_pdf_signature(
+                signature,
+                signer_validation_context=context,
+                ts_validation_context=_context(policy, evidence),
+                diff_policy=DEFAULT_DIFF_POLICY,
+            )
+        )
+    except (SignatureValidationError, PdfError, ValueError, TypeError, KeyError) as exc:
+        result.sub_indication = SubIndication.FORMAT_FAILURE
+        result.indication = indication_for(result.sub_indication)
+        result.details.append(f"the signature could not be processed: {exc}")
+        return with_explanation(result)
+    _fill_from_status(result, status, signature, evidence, context, lta_times)
+    result.changes = _changes(reader, signature)
+    return with_explanation(result)
+
+
+def _fill_from_status(
+    result: SignatureReport,
+    status: PdfSignatureStatus,
+    signature: EmbeddedPdfSignature,
+    evidence: _Evidence,
+    context: ValidationContext,
+    lta_times: list[dt.datetime],
+) -> None:
+    result.claimed_signing_time = status.signer_reported_dt
+    ts = status.timestamp_validity
+    ts_ok = ts is not None and ts.intact and ts.valid and ts.trusted
+    if ts is not None:
+        result.timestamp_time = ts.timestamp
+        if not ts_ok:
+            result.details.append("the signature timestamp is not valid or not trusted")
+    result.coverage = _COVERAGE.get(status.coverage, "UNCLEAR") if status.coverage else None
+    if status.validation_path is not None:
+        result.chain = [
+            CertificateInfo.of(from_asn1(cert)) for cert in reversed(list(status.validation_path))
+        ]
+    result.revocation = _revocation(evidence, context, status)
+    result.level = _level(ts_ok, evidence, result, lta_times)
+    result.sub_indication = _sub_indication(status, result, context)
+    result.indication = indication_for(result.sub_indication)
+
+
+def _sub_indication(
+    status: PdfSignatureStatus, result: SignatureReport, context: ValidationContext
+) -> SubIndication | None:
+    if not status.intact:
+        result.details.append("the signed bytes do not match the digest in the signature")
+        return SubIndication.HASH_FAILURE
+    if not status.valid:
+        result.details.append("the signature value does not verify with the signer's key")
+        return SubIndication.SIG_CRYPTO_FAILURE
+    if status.coverage is None or status.coverage < SignatureCoverageLevel.ENTIRE_REVISION:
+        result.details.append("the /ByteRange does not cover a whole revision of the file")
+        return SubIndication.FORMAT_FAILURE
+    modification = status.diff_result
+    # Annotations are refused too: an overlay annotation is how shadow attacks hide and
+    # replace signed content without touching the signed revision.
+    if isinstance(modification, SuspiciousModification) or status.modification_level in (
+        ModificationLevel.ANNOTATIONS,
+        ModificationLevel.OTHER,
+        None,
+    ):
+        result.details.append("a later revision changed the document in a way not allowed")
+        return SubIndication.FORMAT_FAILURE
+    if status.docmdp_ok is False:
+        result.details.append("a later revision breaks the certification (DocMDP) permissions")
+        return SubIndication.FORMAT_FAILURE
+    return _trust_sub_indication(status, result, context)
+
+
+def _trust_sub_indication(
+    status: PdfSignatureStatus, result: SignatureReport, context: ValidationContext
+) -> SubIndication | None:
+    if status.revoked and status.revocation_details is not None:
+        revoked_at = status.revocation_details.revocation_date
+        result.details.append(f"the signer's certificate was revoked on {revoked_at.isoformat()}")
+        if result.timestamp_time is not None and result.timestamp_time < revoked_at:
+            # A timestamp proves the signature existed before the revocation (ETSI 5.6.2.4).
+            result.details.append("a timestamp proves the signature was made before revocation")
+            return None
+        claimed = result.claimed_signing_time
+        if claimed is None or revoked_at <= claimed:
+            return SubIndication.REVOKED
+        return SubIndication.REVOKED_NO_POE
+    if status.trusted:
+        return None
+    name = str(getattr(status.trust_problem_indic, "name", ""))
+    if name == SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE and _lacks_revinfo(status, context):
+        result.details.append("no OCSP or CRL answer was available for the certificate chain")
+        return SubIndication.TRY_LATER
+    if name in SubIndication.__members__:
+        return SubIndication[name]
+    return SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE
+
+
+def _lacks_revinfo(status: PdfSignatureStatus, context: ValidationContext) -> bool:
+    """pyHanko folds missing revocation data into a general chain failure; tell them apart."""
+    validator = CertificateValidator(status.signing_cert, validation_context=context)
+    try:
+        asyncio.run(validator.async_validate_path())
+    except InsufficientRevinfoError:
+        return True
+    except (PathValidationError, PathBuildingError, ValueError):
+        return False
+    return False
+
+
+def _level(
+    ts_ok: bool, evidence: _Evidence, result: SignatureReport, lta_times: list[dt.datetime]
+) -> str:
+    if not ts_ok:
+        return Level.B_B.value
+    if not (evidence.ocsps or evidence.crls):
+        return Level.B_T.value
+    signed_at = result.timestamp_time or result.claimed_signing_time
+    if signed_at and any(t >= signed_at for t in lta_times):
+        return Level.B_LTA.value
+    return Level.B_LT.value
+
+
+def _revocation(
+    evidence: _Evidence, context: ValidationContext, status: PdfSignatureStatus
+) -> list[RevocationEvidence]:
+    embedded = {r.dump() for r in evidence.ocsps}
+    found = []
+    for response in context.ocsps:
+        basic = response["response_bytes"]["response"].parsed
+        for single in basic["tbs_response_data"]["responses"]:
+            found.append(
+                RevocationEvidence(
+                    kind="OCSP",
+                    source="embedded" if response.dump() in embedded else "fetched",
+                    certificate_serial=format(single["cert_id"]["serial_number"].native, "X"),
+                    status=str(single["cert_status"].name),
+                    produced_at=basic["tbs_response_data"]["produced_at"].native,
+                )
+            )
+    embedded_crls = {c.dump() for c in evidence.crls}
+    signer_serial = status.signing_cert.serial_number
+    for crl in context.crls:
+        tbs = crl["tbs_cert_list"]
+        listed = {entry["user_certificate"].native for entry in tbs["revoked_certificates"]}
+        found.append(
+            RevocationEvidence(
+                kind="CRL",
+                source="embedded" if crl.dump() in embedded_crls else "fetched",
+                certificate_serial=format(signer_serial, "X"),
+                status="revoked" if signer_serial in listed else "not listed",
+                produced_at=tbs["this_update"].native,
+                issuer=tbs["issuer"].human_friendly,
+            )
+        )
+    return found
+
+
+def _changes(reader: PdfFileReader, signature: EmbeddedPdfSignature) -> list[Change]:
+    """Classify each revision after the signed one against the signed revision."""
+    changes = []
+    base = reader.get_historical_resolver(signature.signed_revision)
+    for revision in range(signature.signed_revision + 1, reader.xrefs.total_revisions):
+        try:
+            diff = DEFAULT_DIFF_POLICY.apply(
+                old=base,
+                new=reader.get_historical_resolver(revision),
+                field_mdp_spec=signature.fieldmdp,
+                doc_mdp=signature.docmdp_level,
+            )
+        except SuspiciousModification as exc:
+            changes.append(Change(revision, False, f"disallowed change: {exc}"))
+            continue
+        except (PdfError, ValueError, KeyError) as exc:
+            changes.append(Change(revision, False, f"revision could not be analysed: {exc}"))
+            continue
+        level = diff.modification_level
+        text = _CHANGE_TEXT[level]
+        if diff.changed_form_fields:
+            text += f": {', '.join(sorted(diff.changed_form_fields))}"
+        allowed = level < ModificationLevel.ANNOTATIONS
+        changes.append(Change(revision, allowed, text))
+    return changes

@@ -1,0 +1,63 @@
+"""Helpers for PDF tests: sample documents, signing with demo keys, external checkers."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from certs.keystore import open_key
+from certs.truststore import load_certificates
+from kyso.samples import decision_pdf
+from signer.levels import Level
+from signer.pdf import PdfSignOptions, PdfSignResult, sign
+from signer.pdf_verify import verify_pdf
+from signer.policy import ValidationPolicy
+from signer.report import Report
+
+from .conftest import PASSPHRASE, KysoEnv
+
+
+def sample(tmp_path: Path, name: str = "quyet-dinh.pdf", **kwargs) -> Path:
+    return decision_pdf(tmp_path / name, **kwargs).path
+
+
+def key_ref(env: KysoEnv, name: str) -> str:
+    return f"p12:{env.pki / 'keys' / f'{name}.p12'}"
+
+
+def sign_with(
+    env: KysoEnv, source: Path, output: Path, key: str, level: Level = Level.B_B, **options
+) -> PdfSignResult:
+    policy = ValidationPolicy(tuple(load_certificates(env.root)))
+    with open_key(key_ref(env, key), PASSPHRASE.encode()) as signing_key:
+        return sign(
+            source, output, signing_key,
+            PdfSignOptions(level=level, tsa_url=f"{env.url}/pki/tsa", policy=policy, **options),
+        )  # fmt: skip
+
+
+def verify_with(env: KysoEnv, path: Path, offline: bool = False, **kwargs) -> Report:
+    policy = ValidationPolicy(tuple(load_certificates(env.root)), offline=offline, **kwargs)
+    return verify_pdf(path, policy)
+
+
+def nss_db(env: KysoEnv, directory: Path) -> str:
+    """An NSS database trusting the demo root, for pdfsig."""
+    if not (directory / "cert9.db").exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["certutil", "-N", "-d", f"sql:{directory}", "--empty-password"], check=True)
+        subprocess.run(
+            ["certutil", "-A", "-d", f"sql:{directory}", "-n", "kyso-root", "-t", "CT,C,C",
+             "-i", str(env.root)],
+            check=True,
+        )  # fmt: skip
+    return f"sql:{directory}"
+
+
+def pdfsig(path: Path, nssdir: str | None = None) -> str:
+    args = ["pdfsig"] + (["-nssdir", nssdir] if nssdir else []) + [str(path)]
+    return subprocess.run(args, capture_output=True, text=True, timeout=60).stdout
+
+
+def qpdf_check(path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["qpdf", "--check", str(path)], capture_output=True, text=True)

@@ -1,0 +1,142 @@
+"""PAdES B-B to B-LTA: interop with pdfsig and qpdf, and Kyso's own verdicts."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from signer.levels import Level
+from signer.report import Indication, SubIndication
+
+from .conftest import KysoEnv, Server, free_port, start_server
+from .pdftools import nss_db, pdfsig, qpdf_check, sample, sign_with, verify_with
+
+
+@pytest.mark.parametrize("level", [Level.B_B, Level.B_T])
+def test_pdfsig_and_qpdf_accept_kyso_signatures(server: Server, tmp_path: Path, level) -> None:
+    env = server.env
+    signed = tmp_path / f"signed-{level}.pdf"
+    result = sign_with(env, sample(tmp_path), signed, "person-nguyen-van-an", level,
+                       reason="Ký ban hành", location="Nghệ An")  # fmt: skip
+    assert result.level is level and result.signer.common_name == "Nguyễn Văn An"
+    output = pdfsig(signed, nss_db(env, tmp_path / "nss"))
+    assert "Signature Validation: Signature is Valid." in output, output
+    assert "Certificate Validation: Certificate is Trusted." in output, output
+    assert "Signer Certificate Common Name: Nguyễn Văn An" in output
+    assert "ETSI.CAdES.detached" in output
+    assert qpdf_check(signed).returncode == 0
+    report = verify_with(env, signed)
+    [signature] = report.signatures
+    assert signature.indication is Indication.TOTAL_PASSED, signature.details
+    assert signature.level == level.value
+    assert signature.coverage == "ENTIRE_FILE"
+    assert (signature.timestamp_time is not None) == (level is Level.B_T)
+    assert {e.kind for e in signature.revocation} >= {"OCSP"}
+
+
+def test_sequential_person_then_seal_both_valid(server: Server, tmp_path: Path) -> None:
+    env = server.env
+    first = tmp_path / "person.pdf"
+    both = tmp_path / "person+seal.pdf"
+    sign_with(env, sample(tmp_path), first, "person-nguyen-van-an", Level.B_T)
+    sign_with(env, first, both, "seal-000.00.00.H41", Level.B_T)
+    report = verify_with(env, both)
+    assert [s.indication for s in report.signatures] == [Indication.TOTAL_PASSED] * 2
+    person, seal = report.signatures
+    assert person.signer.common_name == "Nguyễn Văn An"
+    assert seal.signer.common_name == "UBND tỉnh Nghệ An"
+    assert person.coverage == "ENTIRE_REVISION" and seal.coverage == "ENTIRE_FILE"
+    assert len(person.changes) == 1 and person.changes[0].allowed
+    assert "signatures added" in person.changes[0].description
+    assert pdfsig(both, nss_db(env, tmp_path / "nss")).count("Signature is Valid.") == 2
+
+
+def test_certification_signature_then_approval(server: Server, tmp_path: Path) -> None:
+    env = server.env
+    certified = tmp_path / "certified.pdf"
+    sign_with(env, sample(tmp_path), certified, "seal-000.00.00.H41", certify=True)
+    approved = tmp_path / "approved.pdf"
+    sign_with(env, certified, approved, "person-nguyen-van-an")
+    report = verify_with(env, approved)
+    assert report.passed, [s.details for s in report.signatures]
+    assert report.signatures[0].changes[0].allowed
+    assert pdfsig(approved, nss_db(env, tmp_path / "nss")).count("Signature is Valid.") == 2
+
+
+def test_revoked_before_signing_is_total_failed_revoked(server: Server, tmp_path: Path) -> None:
+    env = server.env
+    issued = env.kyso("pki", "issue", "person", "--agency", "000.00.03.H41",
+                      "--name", "Bùi Văn Khánh", "--title", "Kế toán")  # fmt: skip
+    serial = issued.stdout.split()[1]
+    env.kyso("pki", "revoke", serial, "--reason", "keyCompromise")
+    signed = tmp_path / "by-revoked.pdf"
+    sign_with(env, sample(tmp_path), signed, "person-bui-van-khanh")
+    [signature] = verify_with(env, signed).signatures
+    assert signature.indication is Indication.TOTAL_FAILED
+    assert signature.sub_indication is SubIndication.REVOKED
+    assert "thu hồi" in signature.explanation_vi and "revoked" in signature.explanation_en
+
+
+def test_untrusted_root_is_indeterminate_no_chain(server: Server, tmp_path: Path) -> None:
+    env = server.env
+    signed = tmp_path / "signed.pdf"
+    sign_with(env, sample(tmp_path), signed, "person-nguyen-van-an")
+    stranger = tmp_path / "stranger.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(tmp_path / "k.pem"), "-out", str(stranger), "-subj", "/CN=Other Root",
+                    "-days", "1"], check=True, capture_output=True)  # fmt: skip
+    result = env.kyso("verify", str(signed), "--trust", str(stranger), "--json", check=False)
+    assert result.returncode == 1
+    import json
+
+    data = json.loads(result.stdout)
+    signature = data["signatures"][0]
+    assert signature["indication"] == "INDETERMINATE"
+    assert signature["sub_indication"] == "NO_CERTIFICATE_CHAIN_FOUND"
+    assert data["passed"] is False
+
+
+@pytest.fixture(scope="module")
+def offline_env(tmp_path_factory: pytest.TempPathFactory):
+    """A PKI of its own, whose server the test stops before verifying."""
+    env = KysoEnv(tmp_path_factory.mktemp("offline"), free_port())
+    env.kyso("pki", "init", "--base-url", env.url)
+    return env
+
+
+@pytest.mark.parametrize("level", [Level.B_LT, Level.B_LTA])
+def test_long_term_levels_verify_offline_with_services_stopped(
+    offline_env: KysoEnv, tmp_path: Path, level: Level
+) -> None:
+    process = start_server(offline_env)
+    try:
+        signed = tmp_path / f"{level}.pdf"
+        sign_with(offline_env, sample(tmp_path), signed, "seal-000.00.21.H41", level)
+        b_b = tmp_path / "b-b.pdf"
+        sign_with(offline_env, sample(tmp_path, "other.pdf"), b_b, "seal-000.00.21.H41")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    [signature] = verify_with(offline_env, signed, offline=True).signatures
+    assert signature.indication is Indication.TOTAL_PASSED, signature.details
+    assert signature.level == level.value
+    assert signature.revocation and all(e.source == "embedded" for e in signature.revocation)
+    cli = offline_env.kyso("verify", str(signed), "--offline")
+    assert "TOTAL_PASSED" in cli.stdout and f"level: {level}" in cli.stdout
+    # Without embedded revocation data the same check cannot conclude.
+    [plain] = verify_with(offline_env, b_b, offline=True).signatures
+    assert plain.indication is Indication.INDETERMINATE
+    assert plain.sub_indication is SubIndication.TRY_LATER
+
+
+def test_validation_time_in_the_past(server: Server, tmp_path: Path) -> None:
+    import datetime as dt
+
+    env = server.env
+    signed = tmp_path / "signed.pdf"
+    sign_with(env, sample(tmp_path), signed, "person-nguyen-van-an", Level.B_T)
+    past = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    [signature] = verify_with(env, signed, at=past).signatures
+    assert signature.indication is not Indication.TOTAL_PASSED
