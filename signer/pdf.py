@@ -24,13 +24,12 @@ from pyhanko.stamp import BaseStampStyle
 
 from certs.keystore import SigningKey
 
-from .errors import DocumentTooLarge, InvalidDocument, SigningFailed
+from .errors import InvalidDocument, SignerError, SigningFailed
 from .levels import Level
-from .pdf_input import open_pdf
+from .pdf_input import check_pdf_stream, open_pdf
 from .policy import ValidationPolicy
 from .report import CertificateInfo
 
-MAX_PDF_BYTES = 512 * 1024 * 1024
 # CMS size reserved in /Contents: room for the chain, a timestamp token and signed attributes,
 # so pyHanko need not sign a dummy CMS to estimate it.
 RESERVED_SIGNATURE_BYTES = 32 * 1024
@@ -118,14 +117,12 @@ def sign(source: Path, output: Path, key: SigningKey, options: PdfSignOptions) -
     Raises :class:`InvalidDocument` for input pyHanko cannot read (not a PDF, encrypted,
     truncated) and :class:`SigningFailed` when the TSA or revocation services fail.
     """
-    size = source.stat().st_size if source.exists() else 0
-    if size > MAX_PDF_BYTES:
-        raise DocumentTooLarge(f"{source} is larger than {MAX_PDF_BYTES // 2**20} MiB")
     output.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=output.parent, prefix=".signing-", suffix=".pdf")
     tmp = Path(tmp_name)
     try:
         with source.open("rb") as infile, os.fdopen(fd, "w+b") as outfile:
+            check_pdf_stream(infile, source.name)
             writer = IncrementalPdfFileWriter(infile, strict=False)
             open_pdf(writer.prev, source.name)
             field_name = options.field_name or _next_field_name(writer)
@@ -136,9 +133,9 @@ def sign(source: Path, output: Path, key: SigningKey, options: PdfSignOptions) -
     except (PdfError, SigningError, TimestampRequestError, OSError) as exc:
         tmp.unlink(missing_ok=True)
         if isinstance(exc, PdfError):
-            raise InvalidDocument(f"{source.name}: {exc}") from None
+            raise InvalidDocument(f"{source.name} is not a readable PDF: {exc}") from None
         raise SigningFailed(f"signing {source.name} failed: {exc}") from None
-    except BaseException:
+    except (SignerError, BaseException):
         tmp.unlink(missing_ok=True)
         raise
     digest = _sha256(output)

@@ -23,6 +23,7 @@ from pyhanko.sign.diff_analysis import (
     ModificationLevel,
     SuspiciousModification,
 )
+from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.validation import (
     DocumentSecurityStore,
     EmbeddedPdfSignature,
@@ -43,7 +44,7 @@ from certs.keystore import from_asn1
 from .errors import InvalidDocument
 from .explain import with_explanation
 from .levels import Level
-from .pdf_input import PDF_MAGIC, open_pdf
+from .pdf_input import check_pdf_stream, open_pdf
 from .policy import ValidationPolicy
 from .report import (
     CertificateInfo,
@@ -55,8 +56,6 @@ from .report import (
     SubIndication,
     indication_for,
 )
-
-MAX_VERIFY_BYTES = 512 * 1024 * 1024
 
 _COVERAGE = {
     SignatureCoverageLevel.ENTIRE_FILE: "ENTIRE_FILE",
@@ -103,39 +102,93 @@ def verify_pdf(source: Path | BinaryIO, policy: ValidationPolicy, name: str = ""
 
 
 def _verify_stream(stream: BinaryIO, policy: ValidationPolicy, name: str) -> Report:
-    digest, size = _digest(stream)
-    if size == 0:
-        raise InvalidDocument(f"{name} is empty (0 bytes)")
-    if size > MAX_VERIFY_BYTES:
-        raise InvalidDocument(f"{name} is larger than {MAX_VERIFY_BYTES // 2**20} MiB")
-    stream.seek(0)
-    if PDF_MAGIC not in stream.read(1024):
-        raise InvalidDocument(f"{name} is not a PDF (no %PDF- header)")
+    size = check_pdf_stream(stream, name)
+    digest = _digest(stream)
     stream.seek(0)
     try:
         reader = PdfFileReader(stream, strict=False)
         open_pdf(reader, name)
-        signatures = list(reader.embedded_regular_signatures)
-        timestamps = list(reader.embedded_timestamp_signatures)
+        signatures, timestamps, unreadable = _collect(reader)
     except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise InvalidDocument(f"{name} is not a readable PDF: {exc}") from None
     report = Report(name, digest, "PDF", policy.moment)
-    if not signatures:
+    report.signatures.extend(unreadable)
+    if not (signatures or unreadable):
         report.problems.append("the document has no signatures")
+    trailing = _unsigned_tail(reader, stream, size)
+    if trailing:
+        report.problems.append(
+            f"{trailing} bytes after the last revision belong to no revision and no signature"
+        )
     evidence = _Evidence(reader)
     lta_times = _document_timestamp_times(timestamps, policy, evidence, report)
     for signature in signatures:
-        report.signatures.append(_verify_one(reader, signature, policy, evidence, lta_times))
+        result = _verify_one(reader, signature, policy, evidence, lta_times)
+        if trailing and result.passed:
+            # Viewers may still parse appended objects: the file is not what was signed.
+            result.sub_indication = SubIndication.FORMAT_FAILURE
+            result.indication = indication_for(result.sub_indication)
+            result.details.append(report.problems[-1])
+            with_explanation(result)
+        report.signatures.append(result)
     return report
 
 
-def _digest(stream: BinaryIO) -> tuple[str, int]:
+_PDF_WHITESPACE = b" \t\r\n\x00\x0c"
+
+
+def _unsigned_tail(reader: PdfFileReader, stream: BinaryIO, size: int) -> int:
+    """How many bytes follow the last revision's ``startxref N %%EOF`` (0 for a clean file)."""
+    last = reader.xrefs.total_revisions - 1
+    end = reader.xrefs.get_xref_container_info(last).end_location
+    if size - end > 64 * 1024:
+        return size - end
+    stream.seek(end)
+    tail = stream.read()
+    eof = tail.find(b"%%EOF")
+    if eof < 0 or tail[:eof].count(b"startxref") != 1:
+        return len(tail)
+    return len(tail[eof + len(b"%%EOF") :].strip(_PDF_WHITESPACE))
+
+
+_PARSE_ERRORS = (
+    SignatureValidationError, PdfError, ValueError, KeyError, TypeError, IndexError,
+)  # fmt: skip
+
+
+def _collect(
+    reader: PdfFileReader,
+) -> tuple[list[EmbeddedPdfSignature], list[EmbeddedPdfSignature], list[SignatureReport]]:
+    """Signatures, document timestamps, and reports for signature fields that cannot be read.
+
+    pyHanko's own collection stops at the first malformed signature (or skips unknown
+    sub-filters); an auditor must see every signature field, broken ones included.
+    """
+    signatures: list[EmbeddedPdfSignature] = []
+    timestamps: list[EmbeddedPdfSignature] = []
+    unreadable: list[SignatureReport] = []
+    for fq_name, _, sig_field in enumerate_sig_fields(reader, filled_status=True):
+        try:
+            embedded = EmbeddedPdfSignature(reader, sig_field, fq_name)
+            embedded.signed_revision  # noqa: B018 - parses /ByteRange against the file
+            kind = embedded.sig_object_type
+        except _PARSE_ERRORS as exc:
+            failed = SignatureReport(
+                "PAdES", str(fq_name), Indication.TOTAL_FAILED, SubIndication.FORMAT_FAILURE
+            )
+            failed.details.append(f"the signature cannot be parsed: {exc}")
+            unreadable.append(with_explanation(failed))
+            continue
+        (timestamps if kind == "/DocTimeStamp" else signatures).append(embedded)
+    signatures.sort(key=lambda s: s.signed_revision)
+    return signatures, timestamps, unreadable
+
+
+def _digest(stream: BinaryIO) -> str:
     digest = hashlib.sha256()
-    size = 0
     for block in iter(lambda: stream.read(1 << 20), b""):
         digest.update(block)
-        size += len(block)
-    return digest.hexdigest(), size
+    return digest.hexdigest()
 
 
 def _context(policy: ValidationPolicy, evidence: _Evidence) -> ValidationContext:
