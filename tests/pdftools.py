@@ -31,9 +31,11 @@ def sign_with(
     policy = ValidationPolicy(tuple(load_certificates(env.root)))
     with open_key(key_ref(env, key), PASSPHRASE.encode()) as signing_key:
         return sign(
-            source, output, signing_key,
+            source,
+            output,
+            signing_key,
             PdfSignOptions(level=level, tsa_url=f"{env.url}/pki/tsa", policy=policy, **options),
-        )  # fmt: skip
+        )
 
 
 def verify_with(env: KysoEnv, path: Path, offline: bool = False, **kwargs) -> Report:
@@ -47,10 +49,20 @@ def nss_db(env: KysoEnv, directory: Path) -> str:
         directory.mkdir(parents=True, exist_ok=True)
         subprocess.run(["certutil", "-N", "-d", f"sql:{directory}", "--empty-password"], check=True)
         subprocess.run(
-            ["certutil", "-A", "-d", f"sql:{directory}", "-n", "kyso-root", "-t", "CT,C,C",
-             "-i", str(env.root)],
+            [
+                "certutil",
+                "-A",
+                "-d",
+                f"sql:{directory}",
+                "-n",
+                "kyso-root",
+                "-t",
+                "CT,C,C",
+                "-i",
+                str(env.root),
+            ],
             check=True,
-        )  # fmt: skip
+        )
     return f"sql:{directory}"
 
 

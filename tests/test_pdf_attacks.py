@@ -65,7 +65,7 @@ def assert_not_passed(env: KysoEnv, data: bytes, tmp_path: Path, name: str) -> N
 
 def test_incremental_saving_attack_replaces_page_content(env, signed, tmp_path) -> None:
     def change(writer: IncrementalPdfFileWriter) -> None:
-        ref, page = first_page(writer)
+        _, page = first_page(writer)
         page["/Contents"] = writer.add_object(generic.StreamObject(stream_data=FORGED_TEXT))
         writer.update_container(page)
 
@@ -105,12 +105,14 @@ def test_shadow_replace_swaps_a_font(env, signed, tmp_path) -> None:
         fonts = page["/Resources"]["/Font"]
         name = next(iter(fonts.keys()))
         fonts[name] = writer.add_object(
-            generic.DictionaryObject({
-                generic.NameObject("/Type"): generic.NameObject("/Font"),
-                generic.NameObject("/Subtype"): generic.NameObject("/Type1"),
-                generic.NameObject("/BaseFont"): generic.NameObject("/Courier"),
-            })
-        )  # fmt: skip
+            generic.DictionaryObject(
+                {
+                    generic.NameObject("/Type"): generic.NameObject("/Font"),
+                    generic.NameObject("/Subtype"): generic.NameObject("/Type1"),
+                    generic.NameObject("/BaseFont"): generic.NameObject("/Courier"),
+                }
+            )
+        )
         writer.update_container(page["/Resources"]["/Font"])
         writer.update_container(page)
 
@@ -145,17 +147,19 @@ def test_hide_and_replace_with_an_overlay_annotation(env, signed, tmp_path) -> N
             )
         )
         annotation = writer.add_object(
-            generic.DictionaryObject({
-                generic.NameObject("/Type"): generic.NameObject("/Annot"),
-                generic.NameObject("/Subtype"): generic.NameObject("/Square"),
-                generic.NameObject("/Rect"): generic.ArrayObject(
-                    [generic.NumberObject(v) for v in (0, 0, 595, 842)]
-                ),
-                generic.NameObject("/AP"): generic.DictionaryObject(
-                    {generic.NameObject("/N"): appearance}
-                ),
-            })
-        )  # fmt: skip
+            generic.DictionaryObject(
+                {
+                    generic.NameObject("/Type"): generic.NameObject("/Annot"),
+                    generic.NameObject("/Subtype"): generic.NameObject("/Square"),
+                    generic.NameObject("/Rect"): generic.ArrayObject(
+                        [generic.NumberObject(v) for v in (0, 0, 595, 842)]
+                    ),
+                    generic.NameObject("/AP"): generic.DictionaryObject(
+                        {generic.NameObject("/N"): appearance}
+                    ),
+                }
+            )
+        )
         annots = page.get("/Annots", generic.ArrayObject())
         annots.append(annotation)
         page["/Annots"] = annots
@@ -219,17 +223,27 @@ def test_second_signature_claiming_another_signer(env, signed, tmp_path) -> None
     from signer.pdf import PdfSignOptions, sign
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Nguyễn Văn An"),
-                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "UBND tỉnh Nghệ An")])  # fmt: skip
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "Nguyễn Văn An"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "UBND tỉnh Nghệ An"),
+        ]
+    )
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False),
-                       critical=True)
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(
+            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+            critical=True,
+        )
         .sign(key, hashes.SHA256())
-    )  # fmt: skip
+    )
     bundle = KeyBundle(key, cert)
     forged = tmp_path / "second.pdf"
     sign(signed, forged, SigningKey("attacker", signer_from_bundle(bundle), cert), PdfSignOptions())

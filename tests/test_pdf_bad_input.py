@@ -21,8 +21,10 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     truncated = tmp_path / "truncated.pdf"
     truncated.write_bytes(data[: len(data) // 3])
     encrypted = tmp_path / "encrypted.pdf"
-    subprocess.run(["qpdf", "--encrypt", "user-pw", "owner-pw", "256", "--", str(good),
-                    str(encrypted)], check=True)  # fmt: skip
+    subprocess.run(
+        ["qpdf", "--encrypt", "user-pw", "owner-pw", "256", "--", str(good), str(encrypted)],
+        check=True,
+    )
     huge = tmp_path / "huge.pdf"
     with huge.open("wb") as stream:
         stream.write(b"%PDF-1.7\n")
@@ -54,8 +56,16 @@ def test_verify_bad_input(kyso_env: KysoEnv, tmp_path: Path, case: str) -> None:
 def test_sign_bad_input(kyso_env: KysoEnv, tmp_path: Path, case: str) -> None:
     path, message = _bad_inputs(tmp_path)[case]
     output = tmp_path / "out.pdf"
-    result = kyso_env.kyso("sign", "pdf", str(path), "-o", str(output), "--key",
-                           key_ref(kyso_env, "person-nguyen-van-an"), check=False)  # fmt: skip
+    result = kyso_env.kyso(
+        "sign",
+        "pdf",
+        str(path),
+        "-o",
+        str(output),
+        "--key",
+        key_ref(kyso_env, "person-nguyen-van-an"),
+        check=False,
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
@@ -67,6 +77,15 @@ def test_bad_box_and_level_are_usage_errors(kyso_env: KysoEnv, tmp_path: Path) -
     good = sample(tmp_path)
     key = key_ref(kyso_env, "person-nguyen-van-an")
     for extra in (["--level", "B-X"], ["--visible", "--box", "1,2,3"]):
-        result = kyso_env.kyso("sign", "pdf", str(good), "-o", str(tmp_path / "o.pdf"),
-                               "--key", key, *extra, check=False)  # fmt: skip
+        result = kyso_env.kyso(
+            "sign",
+            "pdf",
+            str(good),
+            "-o",
+            str(tmp_path / "o.pdf"),
+            "--key",
+            key,
+            *extra,
+            check=False,
+        )
         assert result.returncode == 2 and "Traceback" not in result.stderr

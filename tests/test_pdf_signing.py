@@ -18,8 +18,15 @@ from .pdftools import nss_db, pdfsig, qpdf_check, sample, sign_with, verify_with
 def test_pdfsig_and_qpdf_accept_kyso_signatures(server: Server, tmp_path: Path, level) -> None:
     env = server.env
     signed = tmp_path / f"signed-{level}.pdf"
-    result = sign_with(env, sample(tmp_path), signed, "person-nguyen-van-an", level,
-                       reason="Ký ban hành", location="Nghệ An")  # fmt: skip
+    result = sign_with(
+        env,
+        sample(tmp_path),
+        signed,
+        "person-nguyen-van-an",
+        level,
+        reason="Ký ban hành",
+        location="Nghệ An",
+    )
     assert result.level is level and result.signer.common_name == "Nguyễn Văn An"
     output = pdfsig(signed, nss_db(env, tmp_path / "nss"))
     assert "Signature Validation: Signature is Valid." in output, output
@@ -67,8 +74,17 @@ def test_certification_signature_then_approval(server: Server, tmp_path: Path) -
 
 def test_revoked_before_signing_is_total_failed_revoked(server: Server, tmp_path: Path) -> None:
     env = server.env
-    issued = env.kyso("pki", "issue", "person", "--agency", "000.00.03.H41",
-                      "--name", "Bùi Văn Khánh", "--title", "Kế toán")  # fmt: skip
+    issued = env.kyso(
+        "pki",
+        "issue",
+        "person",
+        "--agency",
+        "000.00.03.H41",
+        "--name",
+        "Bùi Văn Khánh",
+        "--title",
+        "Kế toán",
+    )
     serial = issued.stdout.split()[1]
     env.kyso("pki", "revoke", serial, "--reason", "keyCompromise")
     signed = tmp_path / "by-revoked.pdf"
@@ -84,9 +100,26 @@ def test_untrusted_root_is_indeterminate_no_chain(server: Server, tmp_path: Path
     signed = tmp_path / "signed.pdf"
     sign_with(env, sample(tmp_path), signed, "person-nguyen-van-an")
     stranger = tmp_path / "stranger.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                    str(tmp_path / "k.pem"), "-out", str(stranger), "-subj", "/CN=Other Root",
-                    "-days", "1"], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(tmp_path / "k.pem"),
+            "-out",
+            str(stranger),
+            "-subj",
+            "/CN=Other Root",
+            "-days",
+            "1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     result = env.kyso("verify", str(signed), "--trust", str(stranger), "--json", check=False)
     assert result.returncode == 1
     import json
