@@ -125,3 +125,9 @@ def test_bad_directory_file(kyso_env: KysoEnv, tmp_path) -> None:
     assert_user_error(
         kyso_env.kyso("directory", "load", str(bad), check=False), "'12.34' is not an agency code"
     )
+
+
+def test_serve_refuses_to_start_with_a_wrong_passphrase(kyso_env: KysoEnv) -> None:
+    env = {**kyso_env.env, "KYSO_PASSPHRASE": "wrong"}
+    result = kyso_env.kyso("serve", "--port", "1", env=env, check=False)
+    assert_user_error(result, "wrong passphrase")
