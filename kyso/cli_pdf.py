@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -16,7 +17,7 @@ from signer.errors import InvalidDocument
 from signer.explain import vietnam_time
 from signer.levels import Level
 from signer.policy import ValidationPolicy
-from signer.report import Indication, Report
+from signer.report import CertificateInfo, Indication, Report
 
 from .cli_common import Context, console, default_trust_dir, default_tsa_url, pass_context
 from .secrets import passphrase
@@ -126,53 +127,26 @@ def sign_pdf(
         if visible:
             from signer.stamps import StampKind, StampRequest
 
-            options = _with_appearance(
-                options,
-                source,
-                StampRequest(
-                    kind=StampKind(style),
-                    page=page - 1,
-                    box=_box(box),
-                    signature_image=signature_image,
-                    seal_image=seal_image,
-                    document_code=document_code,
-                    copy_type=copy_type,
-                    agency_name=_organization(key.certificate),
-                    signer_name=_common_name(key.certificate),
-                    text_block=text_block,
-                ),
+            signer_info = CertificateInfo.of(key.certificate)
+            stamp = StampRequest(
+                kind=StampKind(style),
+                page=page - 1,
+                box=_box(box),
+                signature_image=signature_image,
+                seal_image=seal_image,
+                document_code=document_code,
+                copy_type=copy_type,
+                agency_name=signer_info.organization,
+                signer_name=signer_info.common_name,
+                text_block=text_block,
             )
+            options = dataclasses.replace(options, stamp=stamp)
         with console.status(f"Signing {source.name} ({chosen})…"):
             result = sign(source, output, key, options)
     console.print(
         f"signed {output} [{result.level}] field {result.field_name} "
         f"by {result.signer.common_name} at {vietnam_time(result.signing_time)}"
     )
-
-
-def _with_appearance(options, source, request):  # type: ignore[no-untyped-def]
-    import dataclasses
-
-    from pyhanko.pdf_utils.reader import PdfFileReader
-    from signer.stamps import build_appearance
-
-    with source.open("rb") as stream:
-        appearance, params = build_appearance(
-            request, PdfFileReader(stream, strict=False), dt.datetime.now(dt.UTC)
-        )
-    return dataclasses.replace(options, appearance=appearance, stamp_params=params)
-
-
-def _organization(certificate) -> str | None:  # type: ignore[no-untyped-def]
-    from signer.report import CertificateInfo
-
-    return CertificateInfo.of(certificate).organization
-
-
-def _common_name(certificate) -> str:  # type: ignore[no-untyped-def]
-    from signer.report import CertificateInfo
-
-    return CertificateInfo.of(certificate).common_name
 
 
 def _parse_time(text: str | None) -> dt.datetime | None:

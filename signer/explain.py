@@ -5,9 +5,8 @@ Decree 23/2025 asks verification software to speak Vietnamese; auditors abroad r
 
 from __future__ import annotations
 
-import datetime as dt
-
 from .report import Indication, SignatureReport, SubIndication
+from .stamp_style import vietnam_time
 
 # sub-indication → (Vietnamese, English) reason.
 REASONS: dict[SubIndication, tuple[str, str]] = {
@@ -72,14 +71,6 @@ GENERIC_REASON = (
     "Không xác định được hiệu lực của chữ ký.",
     "The signature's validity could not be determined.",
 )
-
-
-VIETNAM_TIME = dt.timezone(dt.timedelta(hours=7))
-
-
-def vietnam_time(moment: dt.datetime) -> str:
-    """ISO 8601 in Vietnam's offset, as Decree 30 shows signing times: 2026-11-25T14:07:09+07:00."""
-    return moment.astimezone(VIETNAM_TIME).replace(microsecond=0).isoformat()
 
 
 def explain(report: SignatureReport) -> tuple[str, str]:

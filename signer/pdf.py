@@ -7,12 +7,14 @@ in the DSS, B-LTA adds a document timestamp over everything.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
@@ -20,7 +22,6 @@ from pyhanko.sign import fields, signers
 from pyhanko.sign.general import SigningError
 from pyhanko.sign.timestamps import HTTPTimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
-from pyhanko.stamp import BaseStampStyle
 
 from certs.keystore import SigningKey
 
@@ -29,19 +30,14 @@ from .levels import Level
 from .pdf_input import check_pdf_stream, open_pdf
 from .policy import ValidationPolicy
 from .report import CertificateInfo
+from .stamp_style import Appearance
+from .stamps import StampRequest, build_appearance
+
+__all__ = ["Appearance", "PdfSignOptions", "PdfSignResult", "sign"]
 
 # CMS size reserved in /Contents: room for the chain, a timestamp token and signed attributes,
 # so pyHanko need not sign a dummy CMS to estimate it.
 RESERVED_SIGNATURE_BYTES = 32 * 1024
-
-
-@dataclass(frozen=True)
-class Appearance:
-    """Where and how a visible signature is drawn (see :mod:`signer.stamps`)."""
-
-    page: int  # 0-based
-    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in PDF points
-    style: BaseStampStyle
 
 
 @dataclass(frozen=True)
@@ -55,6 +51,9 @@ class PdfSignOptions:
     contact: str | None = None
     certify: bool = False
     docmdp: fields.MDPPerm = fields.MDPPerm.FILL_FORMS
+    # A Decree 30 stamp, laid out against the document being signed (see signer.stamps) ...
+    stamp: StampRequest | None = None
+    # ... or a ready-made appearance (what build_appearance returns).
     appearance: Appearance | None = None
     tsa_url: str | None = None
     # B-LT/B-LTA: trust anchors and online access used to collect revocation answers.
@@ -126,7 +125,11 @@ def sign(source: Path, output: Path, key: SigningKey, options: PdfSignOptions) -
             writer = IncrementalPdfFileWriter(infile, strict=False)
             open_pdf(writer.prev, source.name)
             field_name = options.field_name or _next_field_name(writer)
-            signing_time = _sign_into(writer, outfile, key, options, field_name)
+            signing_time = dt.datetime.now(dt.UTC)
+            if options.stamp is not None:
+                appearance, params = build_appearance(options.stamp, writer.prev, signing_time)
+                options = dataclasses.replace(options, appearance=appearance, stamp_params=params)
+            _sign_into(writer, outfile, key, options, field_name, signing_time)
             outfile.flush()
             os.fsync(outfile.fileno())
         os.replace(tmp, output)
@@ -156,28 +159,45 @@ def _sign_into(
     key: SigningKey,
     options: PdfSignOptions,
     field_name: str,
-) -> dt.datetime:
+    signing_time: dt.datetime,
+) -> None:
     appearance = options.appearance
     field_spec = None
     if appearance is not None:
         # pyHanko types the box as ints, but writes whatever numbers it is given.
         box = tuple(round(v) for v in appearance.box)
         field_spec = fields.SigFieldSpec(field_name, on_page=appearance.page, box=box)  # type: ignore[arg-type]
-    pdf_signer = signers.PdfSigner(
+    pdf_signer = _PdfSignerAt(
+        signing_time,
         _metadata(options, field_name),
         signer=key.signer,
         timestamper=_timestamper(options),
         stamp_style=appearance.style if appearance else None,
         new_field_spec=field_spec,
     )
-    signing_time = dt.datetime.now(dt.UTC)
     pdf_signer.sign_pdf(
         writer,
         output=outfile,
         bytes_reserved=RESERVED_SIGNATURE_BYTES,
         appearance_text_params=options.stamp_params or None,
     )
-    return signing_time
+
+
+class _PdfSignerAt(signers.PdfSigner):
+    """A PdfSigner whose signing time is fixed by the caller.
+
+    pyHanko takes the time itself when the session starts and uses it for the CMS signingTime,
+    /M and the stamp; pinning it makes the result, the signature and the page agree.
+    """
+
+    def __init__(self, signing_time: dt.datetime, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._signing_time = signing_time
+
+    def init_signing_session(self, pdf_out: Any, existing_fields_only: bool = False) -> Any:
+        session = super().init_signing_session(pdf_out, existing_fields_only=existing_fields_only)
+        session.system_time = self._signing_time
+        return session
 
 
 def _sha256(path: Path) -> str:
