@@ -25,6 +25,7 @@ from exchange.store import AgencyStore
 from .cli_common import Context, KysoGroup, console, pass_context, print_rows
 from .cli_pdf import sign_pdf, verify_command
 from .cli_sign import sign as sign_group
+from .cli_xml import sign_cms, sign_xml
 from .config import Settings
 from .secrets import ensure_demo_passphrase_file, passphrase
 
@@ -301,6 +302,8 @@ def _print_demo_keys(obj: Context) -> None:
 
 
 main.add_command(sign_group)
+sign_group.add_command(sign_xml)
+sign_group.add_command(sign_cms)
 sign_group.add_command(sign_pdf)
 main.add_command(verify_command)
 

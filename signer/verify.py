@@ -18,8 +18,8 @@ def detect_format(head: bytes) -> str:
     if looks_like_pdf(head):
         return "PDF"
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if stripped.startswith(b"<"):
-        return "XML"
+    if stripped.startswith(b"<") or head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "XML"  # UTF-8 (with or without BOM) or UTF-16 with its BOM
     if stripped.startswith(b"0") or head.startswith(b"-----BEGIN PKCS7") or head[:1] == b"\x30":
         return "CMS"
     raise UnsupportedFormat("not a PDF, XML or CMS (.p7s) file")

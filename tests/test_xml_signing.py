@@ -1,0 +1,471 @@
+"""XAdES on edXML packages and status messages: xmlsec1 interop, Kyso's verdicts, the CLI."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import subprocess
+from pathlib import Path
+
+import jsonschema
+import pytest
+from cryptography import x509
+from lxml import etree
+from pyhanko.sign.timestamps import HTTPTimeStamper
+
+from certs.keystore import SigningKey, open_key
+from certs.truststore import load_certificates
+from signer import edxml, safexml, xades
+from signer.errors import InvalidDocument, SigningFailed, UnsupportedFormat
+from signer.policy import ValidationPolicy
+from signer.report import Indication, Report, SubIndication
+
+from .conftest import PASSPHRASE, KysoEnv, Server
+
+SEAL = "seal-000.00.00.H41"
+PERSON = "person-nguyen-van-an"
+DS = "{http://www.w3.org/2000/09/xmldsig#}"
+XADES = "{http://uri.etsi.org/01903/v1.3.2#}"
+REPORT_SCHEMA = json.loads((Path(__file__).parents[1] / "schemas/report.schema.json").read_text())
+DECISION_PDF = b"%PDF-1.7\n% Quyet dinh 15/QD-UBND\n" + bytes(range(256)) * 40
+
+
+# --- Helpers (also used by test_xml_attacks) -------------------------------------------------
+
+
+def sample_package(**changes) -> edxml.Package:
+    """Decision 15/QĐ-UBND from the province to two departments, with two attachments."""
+    fields = dict(
+        sender=edxml.Organization("000.00.00.H41", "UBND tỉnh Nghệ An", email="ubnd@nghean.gov.vn"),
+        recipients=(
+            edxml.Organization("000.00.21.H41", "Sở Tài chính"),
+            edxml.Organization("000.00.22.H41", "Sở Nội vụ"),
+        ),
+        code=edxml.DocumentCode("15", "QĐ-UBND"),
+        place="Nghệ An",
+        promulgation_date=dt.date(2026, 11, 25),
+        document_type=edxml.DocumentType("1", "Quyết định"),
+        subject="Về việc phê duyệt kế hoạch chuyển đổi số năm 2027",
+        signer_info=edxml.SignerInfo("Nguyễn Văn An", "Chủ tịch"),
+        trace=(
+            edxml.TraceHeader(
+                "000.00.00.H41", dt.datetime(2026, 11, 25, 14, 7, 9, tzinfo=edxml.VN_TZ)
+            ),
+        ),
+        business=edxml.Business(),
+        attachments=(
+            edxml.Attachment("cid:qd-15", "QD-15.pdf", "application/pdf", DECISION_PDF),
+            edxml.Attachment("cid:phu-luc", "Phu-luc.txt", "text/plain", "Phụ lục I".encode()),
+        ),
+    )
+    fields.update(changes)
+    return edxml.Package(**fields)
+
+
+def sample_status(**changes) -> edxml.StatusMessage:
+    package = sample_package()
+    fields = dict(
+        response_for=edxml.ResponseFor(
+            "000.00.00.H41", "15/QĐ-UBND", package.promulgation_date, package.document_id
+        ),
+        sender=edxml.Organization("000.00.21.H41", "Sở Tài chính"),
+        code=edxml.StatusCode.REGISTERED,
+        timestamp=dt.datetime(2026, 11, 25, 15, 0, 0, tzinfo=edxml.VN_TZ),
+        staff=edxml.StaffInfo(department="Văn thư", staff="Trần Thị Bình"),
+    )
+    fields.update(changes)
+    return edxml.StatusMessage(**fields)
+
+
+def key_ref(env: KysoEnv, name: str) -> str:
+    return f"p12:{env.pki / 'keys' / f'{name}.p12'}"
+
+
+def demo_key(env: KysoEnv, name: str = SEAL) -> SigningKey:
+    return open_key(key_ref(env, name), PASSPHRASE.encode())
+
+
+def sign(env: KysoEnv, data: bytes, name: str = SEAL, level: str = "B-B") -> bytes:
+    timestamper = HTTPTimeStamper(f"{env.url}/pki/tsa") if level == "B-T" else None
+    with demo_key(env, name) as key:
+        return xades.sign_xml(data, key, level=level, timestamper=timestamper)
+
+
+def policy(env: KysoEnv, offline: bool = False, **kwargs) -> ValidationPolicy:
+    return ValidationPolicy(tuple(load_certificates(env.root)), offline=offline, **kwargs)
+
+
+def verify(env: KysoEnv, data: bytes, offline: bool = False, **kwargs) -> Report:
+    return xades.verify_xml(data, policy(env, offline, **kwargs), "package.xml")
+
+
+def xmlsec1(env: KysoEnv, path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            "xmlsec1",
+            "--verify",
+            "--trusted-pem",
+            str(env.root),
+            "--untrusted-pem",
+            str(env.issuing),
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+# --- Interop and verdicts ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "level"), [(SEAL, "B-B"), (PERSON, "B-T")])
+def test_xmlsec1_and_kyso_accept_kyso_xades(
+    server: Server, tmp_path: Path, name: str, level: str
+) -> None:
+    env = server.env
+    signed = sign(env, edxml.build_package(sample_package()), name, level)
+    path = tmp_path / "signed.xml"
+    path.write_bytes(signed)
+    checked = xmlsec1(env, path)
+    assert checked.returncode == 0 and "OK" in checked.stderr, checked.stderr
+
+    report = verify(env, signed)
+    [signature] = report.signatures
+    assert signature.indication is Indication.TOTAL_PASSED, signature.details
+    assert (report.format, signature.format, signature.level) == ("XML", "XAdES", level)
+    assert signature.signer.sha256 == _sha256_of_cert(env.cert(name))
+    assert signature.claimed_signing_time is not None
+    assert (signature.timestamp_time is not None) == (level == "B-T")
+    assert [c.common_name for c in signature.chain[1:]] == ["Kyso Issuing CA", "Kyso Root CA"]
+    assert {e.kind for e in signature.revocation} >= {"OCSP"}
+    assert "hợp lệ" in signature.explanation_vi and "is valid" in signature.explanation_en
+
+
+def test_a_timestamp_taken_from_another_signature_is_ignored(server: Server) -> None:
+    env = server.env
+    first = sign(env, edxml.build_package(sample_package()), level="B-T")
+    second = sign(env, b"<a>another document</a>", level="B-T")
+    stamp = f"{XADES}EncapsulatedTimeStamp"
+    foreign = etree.fromstring(second).find(f".//{stamp}").text
+    tree = etree.fromstring(first).getroottree()
+    tree.getroot().find(f".//{stamp}").text = foreign
+    # The timestamp is unsigned: the signature stays valid, but only at level B-B.
+    [signature] = verify(env, etree.tostring(tree)).signatures
+    assert signature.indication is Indication.TOTAL_PASSED, signature.details
+    assert signature.level == "B-B" and signature.timestamp_time is None
+    assert "the timestamp does not cover this signature: ignored" in signature.details
+
+
+def _sha256_of_cert(path: Path) -> str:
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+
+    certificate = x509.load_pem_x509_certificate(path.read_bytes())
+    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+def test_signature_has_the_xades_baseline_structure(kyso_env: KysoEnv) -> None:
+    signed = sign(kyso_env, edxml.build_package(sample_package()))
+    root = etree.fromstring(signed)
+    header = root.find(f"{{{edxml.NS}}}edXMLEnvelope/{{{edxml.NS}}}edXMLHeader")
+    # QCVN 102 puts the signature last in edXMLHeader.
+    assert header[-1].tag == f"{DS}Signature"
+    signature = header[-1]
+    method = signature.find(f"{DS}SignedInfo/{DS}SignatureMethod").get("Algorithm")
+    assert method.endswith("#rsa-sha256")
+    c14n = signature.find(f"{DS}SignedInfo/{DS}CanonicalizationMethod").get("Algorithm")
+    assert c14n == "http://www.w3.org/2001/10/xml-exc-c14n#"
+    content, properties = signature.findall(f"{DS}SignedInfo/{DS}Reference")
+    assert content.get("URI") == ""
+    transforms = [t.get("Algorithm") for t in content.iter(f"{DS}Transform")]
+    assert transforms == [
+        "http://www.w3.org/2000/09/xmldsig#enveloped-signature",
+        "http://www.w3.org/2001/10/xml-exc-c14n#",
+    ]
+    assert properties.get("Type") == "http://uri.etsi.org/01903#SignedProperties"
+    qualifying = signature.find(f"{DS}Object/{XADES}QualifyingProperties")
+    assert qualifying.get("Target") == f"#{signature.get('Id')}"
+    signed_signature = qualifying.find(f"{XADES}SignedProperties/{XADES}SignedSignatureProperties")
+    time = dt.datetime.fromisoformat(signed_signature.find(f"{XADES}SigningTime").text)
+    assert time.utcoffset() == dt.timedelta(hours=7)
+    cert = f"{XADES}SigningCertificateV2/{XADES}Cert/{XADES}CertDigest"
+    assert signed_signature.find(cert) is not None
+    assert qualifying.find(f"{XADES}UnsignedProperties") is None  # B-B: no timestamp
+
+
+def test_signed_content_is_the_package_without_its_signature(kyso_env: KysoEnv) -> None:
+    unsigned = edxml.build_package(sample_package())
+    report = verify(kyso_env, sign(kyso_env, unsigned), offline=True)
+    # Offline, the certificate cannot be checked, but the content is known to be intact.
+    [signature] = report.signatures
+    assert signature.sub_indication is SubIndication.TRY_LATER, signature.details
+    assert report.signed_content is not None
+    canonical = etree.tostring(
+        safexml.parse(unsigned), method="c14n", exclusive=True, with_comments=False
+    )
+    assert report.signed_content == canonical
+    assert b"Signature" not in report.signed_content
+    assert edxml.parse_package(report.signed_content) == sample_package()
+    assert signature.signed_objects[0].startswith("signed data: the whole document")
+
+
+def test_status_message_signed_and_verified(server: Server, tmp_path: Path) -> None:
+    env = server.env
+    status = sample_status(code=edxml.StatusCode.REFUSED, description="Gửi nhầm cơ quan")
+    signed = sign(env, edxml.build_status(status), "seal-000.00.21.H41")
+    root = etree.fromstring(signed)
+    assert root.tag == f"{{{edxml.NS}}}Status" and root[-1].tag == f"{DS}Signature"
+    path = tmp_path / "status.xml"
+    path.write_bytes(signed)
+    assert xmlsec1(env, path).returncode == 0
+    report = verify(env, signed)
+    assert report.passed, report.signatures[0].details
+    assert edxml.parse_status(report.signed_content) == status
+
+
+def test_a_refusal_needs_a_reason() -> None:
+    with pytest.raises(InvalidDocument, match="needs a reason"):
+        edxml.build_status(sample_status(code=edxml.StatusCode.REFUSED))
+
+
+def test_ecdsa_key_signs_xades_that_xmlsec1_verifies(server: Server, tmp_path: Path) -> None:
+    env = server.env
+    env.kyso(
+        "pki",
+        "issue",
+        "person",
+        "--agency",
+        "000.00.04.H41",
+        "--name",
+        "Hoàng Văn Em",
+        "--title",
+        "Phó Giám đốc",
+        "--key-type",
+        "p256",
+    )
+    signed = sign(env, edxml.build_package(sample_package()), "person-hoang-van-em", "B-T")
+    method = etree.fromstring(signed).find(f".//{DS}SignatureMethod").get("Algorithm")
+    assert method.endswith("#ecdsa-sha256")
+    path = tmp_path / "ecdsa.xml"
+    path.write_bytes(signed)
+    assert xmlsec1(env, path).returncode == 0, xmlsec1(env, path).stderr
+    report = verify(env, signed)
+    assert report.passed, report.signatures[0].details
+    assert report.signatures[0].level == "B-T"
+
+
+def test_revoked_signer_is_total_failed_revoked(server: Server) -> None:
+    env = server.env
+    issued = env.kyso("pki", "issue", "person", "--agency", "000.00.04.H41", "--name", "Đỗ Thị Lan")
+    serial = issued.stdout.split()[1]
+    env.kyso("pki", "revoke", serial, "--reason", "keyCompromise")
+    signed = sign(env, edxml.build_package(sample_package()), "person-do-thi-lan")
+    [signature] = verify(env, signed).signatures
+    assert signature.indication is Indication.TOTAL_FAILED, signature.details
+    assert signature.sub_indication is SubIndication.REVOKED
+    assert any(e.status == "revoked" for e in signature.revocation)
+    assert "thu hồi" in signature.explanation_vi
+
+
+def test_untrusted_root_is_indeterminate_no_chain(server: Server, tmp_path: Path) -> None:
+    env = server.env
+    signed = sign(env, edxml.build_package(sample_package()))
+    stranger = tmp_path / "stranger.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+         str(tmp_path / "k.pem"), "-out", str(stranger), "-subj", "/CN=Other Root", "-days", "1"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    other = ValidationPolicy(tuple(load_certificates(stranger)))
+    [signature] = xades.verify_xml(signed, other).signatures
+    assert signature.indication is Indication.INDETERMINATE
+    assert signature.sub_indication is SubIndication.NO_CERTIFICATE_CHAIN_FOUND
+
+
+def test_offline_without_revocation_data_is_try_later(kyso_env: KysoEnv) -> None:
+    signed = sign(kyso_env, edxml.build_package(sample_package()))
+    [signature] = verify(kyso_env, signed, offline=True).signatures
+    assert signature.indication is Indication.INDETERMINATE
+    assert signature.sub_indication is SubIndication.TRY_LATER
+
+
+def test_one_changed_byte_of_an_attachment_names_it(kyso_env: KysoEnv) -> None:
+    signed = sign(kyso_env, edxml.build_package(sample_package()))
+    original = base64.b64encode(DECISION_PDF)
+    changed = bytearray(DECISION_PDF)
+    changed[100] ^= 0x01
+    tampered = signed.replace(original, base64.b64encode(bytes(changed)))
+    assert tampered != signed
+    report = verify(kyso_env, tampered, offline=True)
+    [signature] = report.signatures
+    assert signature.indication is Indication.TOTAL_FAILED
+    assert signature.sub_indication is SubIndication.HASH_FAILURE
+    named = [d for d in signature.details if "QD-15.pdf" in d]
+    assert named and "cid:qd-15" in named[0], signature.details
+    assert not any("Phu-luc.txt" in d for d in signature.details)
+    assert report.signed_content is None  # nothing may be read from a broken package
+
+
+def test_a_package_whose_manifest_lies_fails_even_when_signed() -> None:
+    package = edxml.build_package(sample_package())
+    wrong = hashlib_hex(b"something else")
+    right = hashlib_hex("Phụ lục I".encode())
+    lying = package.replace(right.encode(), wrong.encode())
+    [mismatch] = edxml.check_attachments(safexml.parse(lying))
+    assert mismatch.name == "Phu-luc.txt" and mismatch.expected_sha256 == wrong
+
+
+def hashlib_hex(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_comments_are_removed_before_signing(kyso_env: KysoEnv) -> None:
+    package = edxml.build_package(sample_package())
+    commented = package.replace(b"<edXML:Subject>", b"<!-- draft --><edXML:Subject>")
+    signed = sign(kyso_env, commented)
+    assert b"<!--" not in signed
+    [signature] = verify(kyso_env, signed, offline=True).signatures
+    assert signature.sub_indication is SubIndication.TRY_LATER, signature.details
+
+
+def test_dates_in_both_orders_are_read_and_emitted_as_yyyy_mm_dd() -> None:
+    package = edxml.build_package(sample_package())
+    day_first = package.replace(
+        b"<edXML:PromulgationDate>2026/11/25", b"<edXML:PromulgationDate>25/11/2026"
+    )
+    assert day_first != package
+    parsed = edxml.parse_package(day_first)
+    assert parsed.promulgation_date == dt.date(2026, 11, 25)
+    assert b"2026/11/25" in edxml.build_package(parsed)
+
+
+def test_signing_refuses_bad_input(kyso_env: KysoEnv) -> None:
+    with demo_key(kyso_env) as key:
+        with pytest.raises(InvalidDocument, match="not well-formed XML"):
+            xades.sign_xml(b"%PDF-1.7 not xml", key)
+        invalid = edxml.build_package(sample_package()).replace(b"edXML:Subject", b"edXML:Title")
+        with pytest.raises(InvalidDocument, match="not a valid edXML package: line"):
+            xades.sign_xml(invalid, key)
+        signed = xades.sign_xml(edxml.build_package(sample_package()), key)
+        with pytest.raises(UnsupportedFormat, match="already signed"):
+            xades.sign_xml(signed, key)
+        with pytest.raises(SigningFailed, match="needs a timestamp authority"):
+            xades.sign_xml(b"<a/>", key, level="B-T")
+
+
+def test_tsa_down_is_a_clear_signing_error(kyso_env: KysoEnv) -> None:
+    dead = HTTPTimeStamper("http://127.0.0.1:9/pki/tsa", timeout=2)
+    with demo_key(kyso_env) as key, pytest.raises(SigningFailed, match="timestamp authority"):
+        xades.sign_xml(b"<a>b</a>", key, level="B-T", timestamper=dead)
+
+
+def test_any_xml_document_can_be_signed(server: Server, tmp_path: Path) -> None:
+    env = server.env
+    document = '<?xml version="1.0"?><BienBan xmlns="urn:kyso:test"><Noi>Vinh</Noi></BienBan>'
+    signed = sign(env, document.encode())
+    path = tmp_path / "any.xml"
+    path.write_bytes(signed)
+    assert xmlsec1(env, path).returncode == 0
+    report = verify(env, signed)
+    assert report.passed
+    assert report.signed_content == (b'<BienBan xmlns="urn:kyso:test"><Noi>Vinh</Noi></BienBan>')
+
+
+# --- The command line --------------------------------------------------------------------------
+
+
+def test_cli_sign_xml_then_kyso_verify(server: Server, tmp_path: Path) -> None:
+    env = server.env
+    source = tmp_path / "goi-tin.xml"
+    source.write_bytes(edxml.build_package(sample_package()))
+    signed = tmp_path / "goi-tin.signed.xml"
+    result = env.kyso(
+        "sign", "xml", str(source), "-o", str(signed), "--key", key_ref(env, PERSON),
+        "--level", "B-T",
+    )  # fmt: skip
+    assert "XAdES B-T" in result.stdout and "Nguyễn Văn An" in result.stdout
+    assert xmlsec1(env, signed).returncode == 0
+    verified = env.kyso("verify", str(signed), "--json")
+    data = json.loads(verified.stdout)
+    jsonschema.validate(data, REPORT_SCHEMA, format_checker=jsonschema.FormatChecker())
+    assert data["passed"] is True and data["format"] == "XML"
+    assert data["signatures"][0]["level"] == "B-T"
+    assert data["signatures"][0]["coverage"] == "ENTIRE_FILE"
+
+    tampered = tmp_path / "tampered.xml"
+    tampered.write_bytes(signed.read_bytes().replace(b"QD-15.pdf", b"QD-16.pdf"))
+    failed = env.kyso("verify", str(tampered), "--json", check=False)
+    assert failed.returncode == 1
+    data = json.loads(failed.stdout)
+    jsonschema.validate(data, REPORT_SCHEMA, format_checker=jsonschema.FormatChecker())
+    assert data["signatures"][0]["sub_indication"] == "HASH_FAILURE"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"this is not XML", "not well-formed XML"),
+        (b"", "not well-formed XML"),
+        (b'<!DOCTYPE a [<!ENTITY e SYSTEM "file:///etc/passwd">]><a>&e;</a>', "DTD"),
+        (
+            b'<edXML:edXML xmlns:edXML="http://www.mic.gov.vn/TBT/QCVN_102_2016"/>',
+            "not a valid edXML package",
+        ),
+    ],
+    ids=["not-xml", "empty", "xxe", "wrong-schema"],
+)
+def test_cli_sign_xml_bad_input_exits_2(
+    kyso_env: KysoEnv, tmp_path: Path, content: bytes, message: str
+) -> None:
+    source = tmp_path / "in.xml"
+    source.write_bytes(content)
+    output = tmp_path / "out.xml"
+    result = kyso_env.kyso(
+        "sign", "xml", str(source), "-o", str(output), "--key", key_ref(kyso_env, SEAL),
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error:") and message in line, line
+    assert not output.exists()
+
+
+def test_cli_sign_xml_bad_options_exit_2(kyso_env: KysoEnv, tmp_path: Path) -> None:
+    source = tmp_path / "in.xml"
+    source.write_bytes(b"<a/>")
+    args = ("sign", "xml", str(source), "-o", str(tmp_path / "o.xml"))
+    bad_level = kyso_env.kyso(
+        *args, "--key", key_ref(kyso_env, SEAL), "--level", "B-X", check=False
+    )
+    assert bad_level.returncode == 2 and "B-X" in bad_level.stderr
+    missing_key = kyso_env.kyso(*args, "--key", "p12:/nonexistent.p12", check=False)
+    assert missing_key.returncode == 2
+    assert "error: cannot read key file /nonexistent.p12" in missing_key.stderr
+    bad_ref = kyso_env.kyso(*args, "--key", "file:key.pem", check=False)
+    assert bad_ref.returncode == 2 and "unknown key reference" in bad_ref.stderr
+
+
+def test_cli_verify_unsigned_or_unknown_algorithm_exits_2(
+    kyso_env: KysoEnv, tmp_path: Path
+) -> None:
+    unsigned = tmp_path / "unsigned.xml"
+    unsigned.write_bytes(edxml.build_package(sample_package()))
+    result = kyso_env.kyso("verify", str(unsigned), check=False)
+    assert result.returncode == 2
+    assert "holds no XML signature" in result.stderr
+
+    signed = sign(kyso_env, edxml.build_package(sample_package()))
+    unknown = signed.replace(
+        b"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256", b"urn:example:rsa-md2"
+    )
+    path = tmp_path / "unknown.xml"
+    path.write_bytes(unknown)
+    result = kyso_env.kyso("verify", str(path), check=False)
+    assert result.returncode == 2
+    assert "error: unsupported signature algorithm 'urn:example:rsa-md2'" in result.stderr
