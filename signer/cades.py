@@ -60,6 +60,7 @@ from certs.keystore import SigningKey, from_asn1, to_asn1
 
 from .errors import DocumentTooLarge, InvalidDocument, SigningFailed, UnsupportedFormat
 from .explain import with_explanation
+from .levels import BASIC_LEVELS, check_basic_level
 from .policy import ValidationPolicy
 from .report import (
     CertificateInfo,
@@ -71,7 +72,7 @@ from .report import (
     indication_for,
 )
 
-LEVELS = ("B-B", "B-T")
+LEVELS = BASIC_LEVELS
 MAX_SIGNATURE_BYTES = 16 * 1024 * 1024
 DIGEST_ALGORITHM = "sha256"
 ACCEPTED_DIGESTS = frozenset({"sha256", "sha384", "sha512"})
@@ -330,10 +331,7 @@ async def async_sign_cms(
     signing_time: dt.datetime | None = None,
 ) -> bytes:
     """A detached CAdES signature (DER) over ``content`` with ``key``; see :func:`sign_cms`."""
-    if level not in LEVELS:
-        raise UnsupportedFormat(f"unsupported CAdES level {level!r} (use one of {LEVELS})")
-    if level == "B-T" and timestamper is None:
-        raise SigningFailed("level B-T needs a timestamp authority (TSA)")
+    check_basic_level(level, timestamper is not None, "CAdES")
     attributes = PdfCMSSignedAttributes(
         signing_time=signing_time or dt.datetime.now(VN_TZ).replace(microsecond=0)
     )

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from .errors import SigningFailed, UnsupportedFormat
+
+# What XAdES and CAdES signing offer (PAdES also offers B-LT and B-LTA).
+BASIC_LEVELS = ("B-B", "B-T")
+
 
 class Level(StrEnum):
     B_B = "B-B"
@@ -18,3 +23,13 @@ class Level(StrEnum):
     @property
     def long_term(self) -> bool:
         return self in (Level.B_LT, Level.B_LTA)
+
+
+def check_basic_level(level: str, has_timestamper: bool, format_name: str) -> None:
+    """Refuse a level XAdES/CAdES signing does not offer, or B-T without a TSA."""
+    if level not in BASIC_LEVELS:
+        raise UnsupportedFormat(
+            f"unsupported {format_name} level {level!r} (use one of {BASIC_LEVELS})"
+        )
+    if level == "B-T" and not has_timestamper:
+        raise SigningFailed("level B-T needs a timestamp authority (TSA)")

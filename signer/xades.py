@@ -53,7 +53,6 @@ from certs.keystore import SigningKey
 
 from . import edxml, safexml
 from .cades import (
-    LEVELS,
     VN_TZ,
     check_signer_certificate,
     check_timestamp,
@@ -61,6 +60,7 @@ from .cades import (
     key_strength_problem,
 )
 from .errors import InvalidDocument, SigningFailed, UnsupportedFormat
+from .levels import check_basic_level
 from .policy import ValidationPolicy
 from .report import (
     FAILED_SUBINDICATIONS,
@@ -823,10 +823,7 @@ async def async_sign_xml(
     signing_time: dt.datetime | None = None,
 ) -> bytes:
     """Sign ``data`` with an enveloped XAdES signature; see :func:`sign_xml`."""
-    if level not in LEVELS:
-        raise UnsupportedFormat(f"unsupported XAdES level {level!r} (use one of {LEVELS})")
-    if level == "B-T" and timestamper is None:
-        raise SigningFailed("level B-T needs a timestamp authority (TSA)")
+    check_basic_level(level, timestamper is not None, "XAdES")
     tree = safexml.parse(data)
     root = tree.getroot()
     edxml.validate(tree)
