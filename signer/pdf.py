@@ -14,7 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
@@ -25,7 +25,7 @@ from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 
 from certs.keystore import SigningKey
 
-from .errors import InvalidDocument, SignerError, SigningFailed
+from .errors import InvalidDocument, SigningFailed
 from .levels import Level
 from .pdf_input import check_pdf_stream, open_pdf
 from .policy import ValidationPolicy
@@ -121,36 +121,57 @@ def sign(source: Path, output: Path, key: SigningKey, options: PdfSignOptions) -
     tmp = Path(tmp_name)
     try:
         with source.open("rb") as infile, os.fdopen(fd, "w+b") as outfile:
-            check_pdf_stream(infile, source.name)
-            writer = IncrementalPdfFileWriter(infile, strict=False)
-            open_pdf(writer.prev, source.name)
-            field_name = options.field_name or _next_field_name(writer)
-            signing_time = dt.datetime.now(dt.UTC)
-            if options.stamp is not None:
-                appearance, params = build_appearance(options.stamp, writer.prev, signing_time)
-                options = dataclasses.replace(options, appearance=appearance, stamp_params=params)
-            _sign_into(writer, outfile, key, options, field_name, signing_time)
+            signed = sign_stream(infile, outfile, key, options, source.name)
             outfile.flush()
             os.fsync(outfile.fileno())
         os.replace(tmp, output)
-    except (PdfError, SigningError, TimestampRequestError, OSError) as exc:
+    except OSError as exc:
         tmp.unlink(missing_ok=True)
-        if isinstance(exc, PdfError):
-            raise InvalidDocument(f"{source.name} is not a readable PDF: {exc}") from None
         raise SigningFailed(f"signing {source.name} failed: {exc}") from None
-    except (SignerError, BaseException):
+    except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    digest = _sha256(output)
     return PdfSignResult(
         output=output,
-        field_name=field_name,
+        field_name=signed.field_name,
         level=options.level,
         signer=CertificateInfo.of(key.certificate),
-        signing_time=signing_time,
+        signing_time=signed.signing_time,
         size=output.stat().st_size,
-        sha256=digest,
+        sha256=_sha256(output),
     )
+
+
+@dataclass(frozen=True)
+class SignedRevision:
+    """What :func:`sign_stream` added to the document."""
+
+    field_name: str
+    signing_time: dt.datetime
+
+
+def sign_stream(
+    source: BinaryIO, output: BinaryIO, key: SigningKey, options: PdfSignOptions, name: str
+) -> SignedRevision:
+    """Sign the PDF read from ``source`` into ``output`` (both seekable binary streams).
+
+    The core of :func:`sign`, for callers that keep documents in memory (the API, batch jobs).
+    """
+    try:
+        check_pdf_stream(source, name)
+        writer = IncrementalPdfFileWriter(source, strict=False)
+        open_pdf(writer.prev, name)
+        field_name = options.field_name or _next_field_name(writer)
+        signing_time = dt.datetime.now(dt.UTC)
+        if options.stamp is not None:
+            appearance, params = build_appearance(options.stamp, writer.prev, signing_time)
+            options = dataclasses.replace(options, appearance=appearance, stamp_params=params)
+        _sign_into(writer, output, key, options, field_name, signing_time)
+    except PdfError as exc:
+        raise InvalidDocument(f"{name} is not a readable PDF: {exc}") from None
+    except (SigningError, TimestampRequestError) as exc:
+        raise SigningFailed(f"signing {name} failed: {exc}") from None
+    return SignedRevision(field_name, signing_time)
 
 
 def _sign_into(
