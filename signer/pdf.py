@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields, signers
@@ -35,9 +37,18 @@ from .stamps import StampRequest, build_appearance
 
 __all__ = ["Appearance", "PdfSignOptions", "PdfSignResult", "sign"]
 
-# CMS size reserved in /Contents: room for the chain, a timestamp token and signed attributes,
-# so pyHanko need not sign a dummy CMS to estimate it.
-RESERVED_SIGNATURE_BYTES = 32 * 1024
+# Room reserved in /Contents beyond the certificates, so pyHanko need not sign a dummy CMS to
+# estimate the size; kept tight because every verifier parses this hex string byte by byte.
+CMS_OVERHEAD_BYTES = 6 * 1024  # signed attributes, signature value, structure
+TIMESTAMP_TOKEN_BYTES = 10 * 1024  # a TSA token with the TSA's chain
+
+
+def reserved_bytes(key: SigningKey, level: Level) -> int:
+    """The CMS size to reserve for ``key`` at ``level``."""
+    certificates = (key.certificate, *key.chain)
+    size = CMS_OVERHEAD_BYTES + sum(len(c.public_bytes(Encoding.DER)) for c in certificates)
+    size += TIMESTAMP_TOKEN_BYTES if level.timestamped else 0
+    return size + size % 2  # pyHanko wants an even number
 
 
 @dataclass(frozen=True)
@@ -157,8 +168,47 @@ def sign_stream(
 
     The core of :func:`sign`, for callers that keep documents in memory (the API, batch jobs).
     """
+    check_pdf_stream(source, name)
+    reservation = _reservation(key, options.level)
+    for _attempt in range(3):
+        source.seek(0)
+        output.seek(0)
+        output.truncate()
+        try:
+            signed = _sign_once(source, output, key, options, name, reservation)
+        except _ReservationTooSmall:
+            reservation *= 2  # a longer chain or TSA token than expected: retry, remember
+            continue
+        _RESERVATIONS[_reservation_key(key, options.level)] = reservation
+        return signed
+    raise SigningFailed(f"signing {name} failed: the signature does not fit in {reservation} bytes")
+
+
+class _ReservationTooSmall(Exception):
+    pass
+
+
+# Learned CMS sizes per (certificate, level): the first signature may have to retry once.
+_RESERVATIONS: dict[tuple[bytes, Level], int] = {}
+
+
+def _reservation_key(key: SigningKey, level: Level) -> tuple[bytes, Level]:
+    return key.certificate.fingerprint(hashes.SHA256()), level
+
+
+def _reservation(key: SigningKey, level: Level) -> int:
+    return _RESERVATIONS.get(_reservation_key(key, level)) or reserved_bytes(key, level)
+
+
+def _sign_once(
+    source: BinaryIO,
+    output: BinaryIO,
+    key: SigningKey,
+    options: PdfSignOptions,
+    name: str,
+    reservation: int,
+) -> SignedRevision:
     try:
-        check_pdf_stream(source, name)
         writer = IncrementalPdfFileWriter(source, strict=False)
         open_pdf(writer.prev, name)
         field_name = options.field_name or _next_field_name(writer)
@@ -166,10 +216,14 @@ def sign_stream(
         if options.stamp is not None:
             appearance, params = build_appearance(options.stamp, writer.prev, signing_time)
             options = dataclasses.replace(options, appearance=appearance, stamp_params=params)
-        _sign_into(writer, output, key, options, field_name, signing_time)
+        _sign_into(writer, output, key, options, field_name, signing_time, reservation)
     except PdfError as exc:
         raise InvalidDocument(f"{name} is not a readable PDF: {exc}") from None
-    except (SigningError, TimestampRequestError) as exc:
+    except SigningError as exc:
+        if "larger than expected" in str(exc):  # pyHanko's message for an overflowing /Contents
+            raise _ReservationTooSmall from None
+        raise SigningFailed(f"signing {name} failed: {exc}") from None
+    except TimestampRequestError as exc:
         raise SigningFailed(f"signing {name} failed: {exc}") from None
     return SignedRevision(field_name, signing_time)
 
@@ -181,6 +235,7 @@ def _sign_into(
     options: PdfSignOptions,
     field_name: str,
     signing_time: dt.datetime,
+    reservation: int,
 ) -> None:
     appearance = options.appearance
     field_spec = None
@@ -199,7 +254,7 @@ def _sign_into(
     pdf_signer.sign_pdf(
         writer,
         output=outfile,
-        bytes_reserved=RESERVED_SIGNATURE_BYTES,
+        bytes_reserved=reservation,
         appearance_text_params=options.stamp_params or None,
     )
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
@@ -17,6 +19,8 @@ from pyhanko_certvalidator.policy_decl import (
 )
 
 from certs.keystore import to_asn1
+
+from .revcache import RevocationCache
 
 # Revocation information is required for signers and intermediate CAs; a missing answer makes
 # the verdict INDETERMINATE, never a silent pass.
@@ -39,6 +43,16 @@ class ValidationPolicy:
     offline: bool = False
     at: dt.datetime | None = None  # validate as of this moment (None: now)
     extra_certs: tuple[x509.Certificate, ...] = field(default=())
+    # Online answers reused across validations (None: every validation fetches afresh).
+    cache: RevocationCache | None = field(default=None, compare=False)
+
+    @cached_property
+    def _asn1_roots(self) -> tuple[asn1_x509.Certificate, ...]:
+        return tuple(to_asn1(c) for c in self.trust_roots)
+
+    @cached_property
+    def _asn1_extra(self) -> tuple[asn1_x509.Certificate, ...]:
+        return tuple(to_asn1(c) for c in self.extra_certs)
 
     @property
     def moment(self) -> dt.datetime:
@@ -50,15 +64,18 @@ class ValidationPolicy:
         ocsps: tuple[asn1_ocsp.OCSPResponse, ...] = (),
     ) -> ValidationContext:
         """A fresh pyHanko/certvalidator context (contexts cache state: one per validation)."""
+        # requests, not aiohttp: no event-loop-bound sessions left open between calls.
+        backend = RequestsFetcherBackend(per_request_timeout=10)
+        fetchers = self.cache.fetchers(backend.get_fetchers()) if self.cache else None
         return ValidationContext(
-            trust_roots=[to_asn1(c) for c in self.trust_roots],
-            other_certs=[to_asn1(c) for c in self.extra_certs],
+            trust_roots=list(self._asn1_roots),
+            other_certs=list(self._asn1_extra),
             moment=self.at,
             allow_fetching=not self.offline,
             revinfo_policy=REQUIRE_REVOCATION,
             crls=list(crls),
             ocsps=list(ocsps),
             weak_hash_algos=set(WEAK_HASHES),
-            # requests, not aiohttp: no event-loop-bound sessions left open between calls.
-            fetcher_backend=RequestsFetcherBackend(per_request_timeout=10),
+            fetcher_backend=None if fetchers else backend,
+            fetchers=fetchers,
         )

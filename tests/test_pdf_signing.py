@@ -173,3 +173,16 @@ def test_validation_time_in_the_past(server: Server, tmp_path: Path) -> None:
     past = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     [signature] = verify_with(env, signed, at=past).signatures
     assert signature.indication is not Indication.TOTAL_PASSED
+
+
+def test_signature_space_too_small_is_retried_and_remembered(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signer.pdf as pdf_module
+
+    monkeypatch.setattr(pdf_module, "CMS_OVERHEAD_BYTES", 10)
+    monkeypatch.setattr(pdf_module, "_RESERVATIONS", {})
+    signed = tmp_path / "retried.pdf"
+    sign_with(server.env, sample(tmp_path), signed, "seal-000.00.02.H41", Level.B_T)
+    assert verify_with(server.env, signed).passed
+    assert len(pdf_module._RESERVATIONS) == 1  # the size that worked is used next time
