@@ -6,15 +6,24 @@ table gives the ratio. Keep the whole run within a few minutes on a 2-core machi
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import platform
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
+from . import rates
+
 RESULTS = Path(__file__).parent / "results.md"
+KYSO = Path(sys.executable).parent / "kyso"
 BIG_PDF_MB = int(os.environ.get("KYSO_BENCH_PDF_MB", "100"))
 
 
@@ -28,14 +37,67 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def make_pki(root: Path) -> tuple[Path, Path]:
-    """A throwaway PKI (no server): returns the seal key file and the passphrase file."""
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_pki(root: Path, base_url: str) -> tuple[Path, Path, dict[str, str]]:
+    """A throwaway PKI: returns the seal key file, the passphrase file and the environment."""
     secret = root / "passphrase"
     secret.write_text("bench-passphrase\n")
     env = {**os.environ, "KYSO_DATA": str(root / "data"), "KYSO_PASSPHRASE": "bench-passphrase"}
-    kyso = Path(sys.executable).parent / "kyso"
-    subprocess.run([str(kyso), "pki", "init"], env=env, check=True, capture_output=True)
-    return root / "data" / "pki" / "keys" / "seal-000.00.00.H41.p12", secret
+    subprocess.run(
+        [str(KYSO), "pki", "init", "--base-url", base_url], env=env, check=True, capture_output=True
+    )
+    return root / "data" / "pki" / "keys" / "seal-000.00.00.H41.p12", secret, env
+
+
+@contextlib.contextmanager
+def kyso_server(env: dict[str, str], port: int) -> Iterator[str]:
+    """`kyso serve` for the TSA and OCSP the benchmarks use; stopped afterwards."""
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [str(KYSO), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"{url}/healthz", timeout=1):  # noqa: S310 - loopback
+                    break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def sample_package() -> bytes:
+    import datetime as dt
+
+    from signer import edxml
+
+    pdf = b"%PDF-1.7\n" + bytes(range(256)) * 80  # a 20 KiB attachment
+    return edxml.build_package(
+        edxml.Package(
+            sender=edxml.Organization("000.00.00.H41", "UBND tỉnh Nghệ An"),
+            recipients=(edxml.Organization("000.00.21.H41", "UBND thành phố Vinh"),),
+            code=edxml.DocumentCode("15", "QĐ-UBND"),
+            place="Nghệ An",
+            promulgation_date=dt.date(2026, 11, 25),
+            document_type=edxml.DocumentType("1", "Quyết định"),
+            subject="Về việc phê duyệt kế hoạch chuyển đổi số năm 2027",
+            signer_info=edxml.SignerInfo("Nguyễn Văn An", "Chủ tịch"),
+            trace=(edxml.TraceHeader("000.00.00.H41", dt.datetime.now(edxml.VN_TZ)),),
+            business=edxml.Business(),
+            attachments=(edxml.Attachment("cid:qd-15", "QD-15.pdf", "application/pdf", pdf),),
+        )
+    )
 
 
 def make_big_pdf(path: Path, megabytes: int) -> None:
@@ -59,8 +121,10 @@ def make_big_pdf(path: Path, megabytes: int) -> None:
 def measure(operation: str, pdf: Path, key: Path, secret: Path) -> dict[str, float]:
     output = subprocess.run(
         [sys.executable, "-m", "bench.worker", operation, str(pdf), str(key), str(secret)],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     result: dict[str, float] = json.loads(output.stdout.strip().splitlines()[-1])
     return result
 
@@ -90,7 +154,19 @@ def big_pdf_rows(work: Path, key: Path, secret: Path) -> list[str]:
     ]
 
 
+def _signed(pki: rates.BenchPki, sample: bytes) -> bytes:
+    from certs.keystore import open_key
+    from signer.pdf import PdfSignOptions, sign_stream
+
+    output = io.BytesIO()
+    with open_key(f"p12:{pki.key_file}", pki.passphrase) as key:
+        sign_stream(io.BytesIO(sample), output, key, PdfSignOptions(), "bench.pdf")
+    return output.getvalue()
+
+
 def main() -> None:
+    from kyso.samples import decision_pdf
+
     header = [
         "# Kyso benchmarks",
         "",
@@ -102,12 +178,34 @@ def main() -> None:
         "|---|---|---|---|",
     ]
     print("\n".join(header[:3]), flush=True)
+    rows: list[str] = []
     with tempfile.TemporaryDirectory(prefix="kyso-bench-") as tmp:
         work = Path(tmp)
-        key, secret = make_pki(work)
-        rows = big_pdf_rows(work, key, secret)
+        port = free_port()
+        key, secret, env = make_pki(work, f"http://127.0.0.1:{port}")
+        with kyso_server(env, port) as url:
+            pki = rates.BenchPki(
+                key,
+                secret.read_bytes().strip(),
+                work / "data" / "pki" / "ca" / "root.pem",
+                f"{url}/pki/tsa",
+            )
+            sample = decision_pdf(work / "sample.pdf").path.read_bytes()
+
+            sections = [
+                ("PDF signing", lambda: rates.pdf_sign_rows(pki, sample)),
+                ("PDF verification", lambda: rates.pdf_verify_rows(pki, _signed(pki, sample))),
+                ("XML", lambda: rates.xml_rows(pki, sample_package())),
+                ("batch", lambda: rates.batch_rows(pki, sample, work)),
+                ("100 MiB PDF", lambda: big_pdf_rows(work, key, secret)),
+            ]
+            for title, section in sections:
+                print(f"… {title}", flush=True)
+                new = section()
+                print("\n".join(new), flush=True)
+                rows.extend(new)
+
     RESULTS.write_text("\n".join(header + rows) + "\n", encoding="utf-8")
-    print("\n".join(rows))
     print(f"written to {RESULTS}")
 
 

@@ -1,0 +1,80 @@
+"""Sign many PDFs with one key on every core.
+
+Each worker process opens the key once (parsing a PKCS#12 costs as much as several
+signatures) and signs its share; results come back in input order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from certs.keystore import SigningKey, open_key
+
+from .errors import SignerError
+from .pdf import PdfSignOptions, PdfSignResult, sign
+
+Progress = Callable[[int, int], None]
+
+_worker_key: SigningKey | None = None
+_worker_options: PdfSignOptions | None = None
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One document's outcome: a result, or the error that stopped it (others go on)."""
+
+    source: Path
+    result: PdfSignResult | None = None
+    error: str | None = None
+
+
+def _init_worker(key_ref: str, passphrase: bytes | None, options: PdfSignOptions) -> None:
+    global _worker_key, _worker_options
+    _worker_key = open_key(key_ref, passphrase)
+    _worker_options = options
+
+
+def _sign_one(job: tuple[Path, Path]) -> BatchItem:
+    source, output = job
+    assert _worker_key is not None and _worker_options is not None
+    try:
+        return BatchItem(source, sign(source, output, _worker_key, _worker_options))
+    except SignerError as exc:
+        return BatchItem(source, error=str(exc))
+
+
+def sign_many(
+    sources: Sequence[Path],
+    out_dir: Path,
+    key_ref: str,
+    passphrase: bytes | None,
+    options: PdfSignOptions,
+    workers: int | None = None,
+    progress: Progress = lambda done, total: None,
+) -> list[BatchItem]:
+    """Sign ``sources`` into ``out_dir`` (same file names) using ``workers`` processes.
+
+    ``workers=1`` signs in this process. A document that fails does not stop the others.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(source, out_dir / source.name) for source in sources]
+    workers = workers or os.cpu_count() or 1
+    if workers == 1:
+        _init_worker(key_ref, passphrase, options)
+        items = []
+        for done, job in enumerate(jobs, 1):
+            items.append(_sign_one(job))
+            progress(done, len(jobs))
+        return items
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=_init_worker, initargs=(key_ref, passphrase, options)
+    ) as pool:
+        items = []
+        for done, item in enumerate(pool.map(_sign_one, jobs, chunksize=4), 1):
+            items.append(item)
+            progress(done, len(jobs))
+        return items
