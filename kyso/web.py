@@ -1,0 +1,411 @@
+"""The web pages: officers sign, auditors verify, admins look at agencies, keys and tokens.
+
+Sessions are Flask's signed cookies (HttpOnly, SameSite=Lax, Secure behind HTTPS); every
+POST carries the session's CSRF token (a form field or the ``X-CSRF-Token`` header). Pages are
+Vietnamese unless the English switch was used. Handlers stay thin: parse, call one domain
+function, render.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hmac
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    g,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import FileStorage
+
+from signer.explain import vietnam_time
+
+from .accounts import Account
+from .app import services
+from .errors import (
+    AuthenticationRequired,
+    CsrfFailed,
+    InvalidCredentials,
+    InvalidRequest,
+    RateLimited,
+)
+from .i18n import LANGUAGES, change_text, language, term, translate
+from .identities import key_name
+from .report_pdf import render_report_pdf
+from .signing import PdfRequest, parse_level
+from .workspace import save_upload, sign_upload
+
+blueprint = Blueprint("web", __name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+# -- session, language, CSRF -------------------------------------------------------------------
+
+
+def lang() -> str:
+    return language(session.get("lang"))
+
+
+def t(key: str, **values: object) -> str:
+    return translate(lang(), key, **values)
+
+
+def csrf_token() -> str:
+    token = session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return str(token)
+
+
+@blueprint.before_request
+def _check_csrf() -> None:
+    if request.method in SAFE_METHODS:
+        return
+    expected = session.get("csrf")
+    given = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
+    if not expected or not hmac.compare_digest(str(expected), given):
+        raise CsrfFailed("the request lacks this session's CSRF token: reload the page")
+
+
+def current_user() -> Account | None:
+    if "user" not in g:
+        username = session.get("user")
+        account = services().accounts.find(username) if isinstance(username, str) else None
+        g.user = account if account is not None and account.active else None
+    user: Account | None = g.user
+    return user
+
+
+def _home(user: Account) -> str:
+    if user.can("sign"):
+        return url_for("web.sign_page")
+    if user.can("admin"):
+        return url_for("web.admin")
+    return url_for("web.verify_page")
+
+
+def _safe_next(target: str | None) -> str | None:
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return None
+
+
+def login_required(action: str) -> Callable[[F], F]:
+    """The view needs a signed-in user allowed to ``action``; pages send strangers to login."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            user = current_user()
+            if user is None:
+                if request.method in SAFE_METHODS and not request.path.startswith("/sign/"):
+                    return redirect(url_for("web.login_form", next=request.full_path))
+                raise AuthenticationRequired("log in first")
+            user.require(action)
+            return view(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate
+
+
+def _user() -> Account:
+    user = current_user()
+    assert user is not None
+    return user
+
+
+# -- pages -------------------------------------------------------------------------------------
+
+
+@blueprint.get("/")
+def index() -> ResponseReturnValue:
+    user = current_user()
+    return redirect(_home(user) if user else url_for("web.login_form"))
+
+
+@blueprint.get("/lang/<code>")
+def switch_language(code: str) -> ResponseReturnValue:
+    session["lang"] = language(code)
+    return redirect(_safe_next(request.args.get("next")) or url_for("web.index"))
+
+
+@blueprint.get("/login")
+def login_form() -> str:
+    return render_template("login.html", error=None, username="", next=request.args.get("next"))
+
+
+@blueprint.post("/login")
+def login() -> ResponseReturnValue:
+    username = request.form.get("username", "")
+    password = request.form.get("password", "")
+    next_url = _safe_next(request.form.get("next"))
+    client = request.remote_addr or "unknown"
+    try:
+        account = services().accounts.login(username, password, client)
+    except InvalidCredentials:
+        page = render_template("login.html", error=t("login.failed"), username=username,
+                               next=next_url)  # fmt: skip
+        return make_response(page, 401)
+    except RateLimited as exc:
+        message = t("login.locked", seconds=exc.retry_after)
+        page = render_template("login.html", error=message, username=username, next=next_url)
+        response = make_response(page, 429)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    chosen = session.get("lang")
+    session.clear()  # a new session: no fixation, a new CSRF token
+    session.permanent = True
+    session["user"] = account.username
+    session["csrf"] = secrets.token_urlsafe(32)
+    if chosen:
+        session["lang"] = chosen
+    return redirect(next_url or _home(account))
+
+
+@blueprint.post("/logout")
+def logout() -> ResponseReturnValue:
+    chosen = session.get("lang")
+    session.clear()
+    if chosen:
+        session["lang"] = chosen
+    return redirect(url_for("web.login_form"))
+
+
+# -- signing -----------------------------------------------------------------------------------
+
+
+@blueprint.get("/sign")
+@login_required("sign")
+def sign_page() -> str:
+    identities = services().signing.allowed(_user())
+    return render_template("sign.html", identities=identities)
+
+
+def _upload_urls(upload_id: str) -> dict[str, str]:
+    return {
+        "download": url_for("web.download", upload_id=upload_id),
+        "page_url": url_for("web.page_png", upload_id=upload_id, page=0).replace("/0.png", "/"),
+    }
+
+
+@blueprint.post("/sign/uploads")
+@login_required("sign")
+def upload() -> Response:
+    file = request.files.get("file")
+    if file is None:
+        raise InvalidRequest("file: a PDF file part is required")
+    added = services().workspace.add_pdf(_user().username, file.filename, file.stream)
+    return jsonify({**added.to_dict(), **_upload_urls(added.id)})
+
+
+@blueprint.get("/sign/uploads/<upload_id>/pages/<int:page>.png")
+@login_required("sign")
+def page_png(upload_id: str, page: int) -> Response:
+    png = services().workspace.page_png(_user().username, upload_id, page)
+    return send_file(png, mimetype="image/png", max_age=0)
+
+
+def _json_box(value: object) -> tuple[float, float, float, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 4:
+        raise InvalidRequest("box: expected [x1, y1, x2, y2]")
+    try:
+        x1, y1, x2, y2 = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InvalidRequest("box: expected four numbers") from None
+    if not (x2 > x1 and y2 > y1) or any(abs(v) > 14400 for v in (x1, y1, x2, y2)):
+        raise InvalidRequest("box: expected x1 < x2 and y1 < y2 within the page")
+    return x1, y1, x2, y2
+
+
+@blueprint.post("/sign/uploads/<upload_id>/sign")
+@login_required("sign")
+def sign_one(upload_id: str) -> Response:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidRequest("send the signing options as a JSON object")
+    page = data.get("page", 1)
+    if not isinstance(page, int) or isinstance(page, bool) or not 1 <= page <= 100_000:
+        raise InvalidRequest("page: expected a page number")
+    key = data.get("key")
+    options = PdfRequest(
+        level=parse_level(str(data.get("level") or "B-T")),
+        visible=True,
+        page=page,
+        box=_json_box(data.get("box")),
+    )
+    found = services()
+    signed_upload, signed = sign_upload(
+        found.workspace, found.signing, _user(), upload_id, key if isinstance(key, str) else None,
+        options,
+    )  # fmt: skip
+    result = signed.result
+    return jsonify(
+        {
+            **signed_upload.to_dict(),
+            **_upload_urls(signed_upload.id),
+            "signer": result.signer.common_name,
+            "field": result.field_name,
+            "level": result.level.value,
+            "signing_time": vietnam_time(result.signing_time),
+        }
+    )
+
+
+@blueprint.get("/sign/uploads/<upload_id>/download")
+@login_required("sign")
+def download(upload_id: str) -> Response:
+    found = services().workspace.get(_user().username, upload_id)
+    return send_file(
+        found.path, mimetype="application/pdf", as_attachment=True, download_name=found.name
+    )
+
+
+# -- verifying ---------------------------------------------------------------------------------
+
+
+@blueprint.get("/verify")
+@login_required("verify")
+def verify_page() -> str:
+    return render_template("verify.html")
+
+
+def _save(file: FileStorage, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    limit = services().settings.max_upload_bytes
+    return save_upload(file.stream, folder, file.filename or "document", limit)
+
+
+@blueprint.post("/verify")
+@login_required("verify")
+def verify() -> ResponseReturnValue:
+    document = request.files.get("document")
+    if document is None or not document.filename:
+        raise InvalidRequest("choose a document to verify")
+    content = request.files.get("content")
+    found = services()
+    root = found.settings.data_dir / "tmp"
+    root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=root, prefix="web-"))
+    try:
+        path = _save(document, folder / "document")
+        content_path = _save(content, folder / "content") if content and content.filename else None
+        report = found.signing.verify(path, content_path).to_dict()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    report_id = found.workspace.save_report(_user().username, report)
+    return redirect(url_for("web.report_page", report_id=report_id), 303)
+
+
+@blueprint.get("/reports/<report_id>")
+@login_required("verify")
+def report_page(report_id: str) -> str:
+    report = services().workspace.report(_user().username, report_id)
+    return render_template("report.html", report=report, report_id=report_id)
+
+
+@blueprint.get("/reports/<report_id>.json")
+@login_required("verify")
+def report_json(report_id: str) -> Response:
+    report = services().workspace.report(_user().username, report_id)
+    response = jsonify(report)
+    name = f"{report.get('document', 'report')}.report.json"
+    response.headers["Content-Disposition"] = _attachment(name)
+    return response
+
+
+@blueprint.get("/reports/<report_id>.pdf")
+@login_required("verify")
+def report_pdf(report_id: str) -> Response:
+    report = services().workspace.report(_user().username, report_id)
+    response = make_response(render_report_pdf(report, lang()))
+    response.mimetype = "application/pdf"
+    response.headers["Content-Disposition"] = _attachment(
+        f"{report.get('document', 'report')}.report.pdf"
+    )
+    return response
+
+
+def _attachment(filename: str) -> str:
+    from urllib.parse import quote
+
+    ascii_name = filename.encode("ascii", "ignore").decode().replace('"', "") or "report"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+# -- administration ----------------------------------------------------------------------------
+
+
+@blueprint.get("/admin")
+@login_required("admin")
+def admin() -> str:
+    found = services()
+    return render_template(
+        "admin.html",
+        accounts=found.accounts.all(),
+        agencies=list(found.agencies.directory().walk()),
+        certificates=found.pki.store.all(),
+        tokens=found.tokens.all(),
+    )
+
+
+@blueprint.post("/admin/tokens/<token_id>/revoke")
+@login_required("admin")
+def revoke_token(token_id: str) -> ResponseReturnValue:
+    services().tokens.revoke(token_id)
+    return redirect(url_for("web.admin") + "#tokens")
+
+
+# -- template helpers --------------------------------------------------------------------------
+
+
+def _vn_time(value: object) -> str:
+    if isinstance(value, dt.datetime):
+        return vietnam_time(value)
+    if isinstance(value, str) and value:
+        try:
+            return vietnam_time(dt.datetime.fromisoformat(value))
+        except ValueError:
+            return value
+    return "–"
+
+
+def register(app: Flask) -> None:
+    """Mount the pages and give every template (error pages too) its helpers."""
+    app.register_blueprint(blueprint)
+    app.jinja_env.filters["key_name"] = key_name
+
+    @app.context_processor
+    def _helpers() -> dict[str, Any]:
+        return {
+            "t": t,
+            "lang": lang(),
+            "languages": LANGUAGES,
+            "user": current_user() if "kyso.services" in app.extensions else None,
+            "csrf_token": csrf_token,
+            "vn_time": _vn_time,
+            "change_text": lambda text: change_text(lang(), text),
+            "term": lambda group, value: term(lang(), group, value),
+        }
