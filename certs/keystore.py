@@ -16,17 +16,20 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+from pyhanko.sign.general import get_pyca_cryptography_hash
 from pyhanko.sign.signers import Signer, SimpleSigner
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from .errors import KeyFileError
-from .keyfile import KeyBundle, load_pkcs12
+from .keyfile import KeyBundle, PrivateKey, load_pkcs12
 from .pkcs11uri import Pkcs11Uri
 
 DEFAULT_PKCS11_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
@@ -68,14 +71,42 @@ def from_asn1(certificate: asn1_x509.Certificate) -> x509.Certificate:
     return x509.load_der_x509_certificate(certificate.dump())
 
 
+class LoadedKeySigner(SimpleSigner):
+    """A :class:`SimpleSigner` that keeps its private key parsed.
+
+    pyHanko's ``SimpleSigner`` parses the private key again for every signature (tens of
+    milliseconds for RSA, as the key is validated each time); services that sign all day
+    (the TSA, the relay's receipts) parse it once here. Other mechanisms fall back to pyHanko.
+    """
+
+    def __init__(self, private_key: PrivateKey, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._private_key = private_key
+
+    def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
+        mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)
+        try:
+            name = mechanism.signature_algo
+        except ValueError:
+            name = mechanism["algorithm"].native
+        key = self._private_key
+        if name == "rsassa_pkcs1v15" and isinstance(key, rsa.RSAPrivateKey):
+            return key.sign(data, PKCS1v15(), get_pyca_cryptography_hash(digest_algorithm))
+        if name == "ecdsa" and isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(data, ec.ECDSA(get_pyca_cryptography_hash(digest_algorithm)))
+        signature: bytes = super().sign_raw(data, digest_algorithm)
+        return signature
+
+
 def signer_from_bundle(bundle: KeyBundle) -> SimpleSigner:
-    """A pyHanko signer for a key held in memory."""
+    """A pyHanko signer for a key held in memory (parsed once, see :class:`LoadedKeySigner`)."""
     key_der = bundle.private_key.private_bytes(
         serialization.Encoding.DER,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    return SimpleSigner(
+    return LoadedKeySigner(
+        bundle.private_key,
         signing_cert=to_asn1(bundle.certificate),
         signing_key=asn1_keys.PrivateKeyInfo.load(key_der),
         cert_registry=SimpleCertificateStore.from_certs([to_asn1(c) for c in bundle.chain]),

@@ -56,19 +56,21 @@ class TimeStampAuthority:
 
     def stamp(self, request: tsp.TimeStampReq) -> tsp.TimeStampResp:
         """Issue a token for a parsed, acceptable request."""
+        return asyncio.run(self.async_stamp(request))
+
+    async def async_stamp(self, request: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        """:meth:`stamp` for callers already inside an event loop (in-process clients)."""
         tst_info = self._tst_info(request)
-        token = asyncio.run(
-            self.signer.async_sign_general_data(
-                cms.EncapsulatedContentInfo(
-                    {
-                        "content_type": "tst_info",
-                        "content": cms.ParsableOctetString(tst_info.dump()),
-                    }
-                ),
-                "sha256",
-                detached=False,
-                use_cades=True,
-            )
+        token = await self.signer.async_sign_general_data(
+            cms.EncapsulatedContentInfo(
+                {
+                    "content_type": "tst_info",
+                    "content": cms.ParsableOctetString(tst_info.dump()),
+                }
+            ),
+            "sha256",
+            detached=False,
+            use_cades=True,
         )
         if not request["cert_req"].native:
             token = _without_certificates(token)

@@ -1,0 +1,71 @@
+"""The relay's settings, from the environment (``KYSO_*``), with defaults for a province.
+
+| variable                     | default   | meaning                                          |
+|------------------------------|-----------|--------------------------------------------------|
+| KYSO_ROUTING                 | built-in  | routing rules file (see exchange/routing.py)     |
+| KYSO_EXCHANGE_MAX_BYTES      | 52428800  | largest package request (body) accepted          |
+| KYSO_DEAD_LETTER_AFTER       | 86400     | seconds of failed push attempts before dead letter|
+| KYSO_PUSH_BASE_DELAY         | 1         | first push retry delay, seconds (doubles, jitter) |
+| KYSO_PUSH_MAX_DELAY          | 3600      | longest push retry delay, seconds                |
+| KYSO_AUDIT_CHECKPOINT_EVERY  | 60        | seconds between TSA checkpoints of the audit log |
+| KYSO_REQUIRE_SIGNED_PDF      | 1         | refuse PDF attachments without a signature       |
+| KYSO_CLIENT_CERT_HEADER      | –         | header with the client certificate (TLS proxy)   |
+| KYSO_EXCHANGE_WORKER         | 1         | run the push / checkpoint worker in the server   |
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .errors import BadRequest
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    max_package_bytes: int = 50 * 1024 * 1024
+    dead_letter_after: dt.timedelta = dt.timedelta(hours=24)
+    push_base_delay: float = 1.0
+    push_max_delay: float = 3600.0
+    push_timeout: float = 10.0
+    checkpoint_interval: float = 60.0
+    require_signed_pdfs: bool = True
+    clock_skew: dt.timedelta = dt.timedelta(minutes=5)
+    client_cert_header: str | None = None
+    worker: bool = True
+    routing_file: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RelayConfig:
+        env = os.environ if env is None else env
+
+        def number(name: str, default: float) -> float:
+            value = env.get(name)
+            if value is None or value == "":
+                return default
+            try:
+                return float(value)
+            except ValueError:
+                raise BadRequest(f"{name}={value!r} is not a number") from None
+
+        def flag(name: str, default: bool) -> bool:
+            value = env.get(name)
+            if value is None or value == "":
+                return default
+            return value.strip().lower() not in ("0", "false", "no", "off")
+
+        return cls(
+            max_package_bytes=int(number("KYSO_EXCHANGE_MAX_BYTES", cls.max_package_bytes)),
+            dead_letter_after=dt.timedelta(
+                seconds=number("KYSO_DEAD_LETTER_AFTER", cls.dead_letter_after.total_seconds())
+            ),
+            push_base_delay=number("KYSO_PUSH_BASE_DELAY", cls.push_base_delay),
+            push_max_delay=number("KYSO_PUSH_MAX_DELAY", cls.push_max_delay),
+            checkpoint_interval=number("KYSO_AUDIT_CHECKPOINT_EVERY", cls.checkpoint_interval),
+            require_signed_pdfs=flag("KYSO_REQUIRE_SIGNED_PDF", cls.require_signed_pdfs),
+            client_cert_header=env.get("KYSO_CLIENT_CERT_HEADER") or None,
+            worker=flag("KYSO_EXCHANGE_WORKER", cls.worker),
+            routing_file=env.get("KYSO_ROUTING") or None,
+        )

@@ -1,0 +1,204 @@
+"""Push delivery and the relay's housekeeping, in one background thread.
+
+An agency may register a push endpoint; the worker then POSTs each of its inbox items there
+(JSON, signed with the agency's own credential secret so the receiver can check it came from
+the relay) until the endpoint answers 2xx, which counts as the acknowledgement. Failed
+attempts are retried with exponential backoff and jitter (``base · 2^n``, capped, each delay
+drawn between half and all of it); after ``dead_letter_after`` of failures the item becomes
+a dead letter, listed for administrators and left in the pull inbox.
+
+The same thread timestamps the audit log's head with the TSA every ``checkpoint_interval``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from . import audit as events
+from .auth import Authenticator
+from .config import RelayConfig
+from .relay import Relay
+from .store import DeliveryRecord, credentials, utcnow
+
+log = logging.getLogger(__name__)
+
+LEASE = dt.timedelta(seconds=60)
+BATCH = 50
+
+# (url, body, headers, timeout) → HTTP status code; raises OSError/requests errors on failure.
+Poster = Callable[[str, bytes, dict[str, str], float], int]
+
+
+def http_post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+    response = requests.post(url, data=body, headers=headers, timeout=timeout)
+    return int(response.status_code)
+
+
+def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
+    """The delay before retry number ``attempt`` (1, 2, …): exponential, capped, jittered."""
+    delay = min(cap, base * 2 ** (attempt - 1))
+    return delay / 2 + (rng or random).uniform(0, delay / 2)
+
+
+def push_signature(secret: str, timestamp: str, body: bytes) -> str:
+    message = f"kyso-push\n{timestamp}\n{hashlib.sha256(body).hexdigest()}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+@dataclass
+class PushResult:
+    delivered: int = 0
+    retried: int = 0
+    dead: int = 0
+
+
+class PushWorker:
+    """Pushes due deliveries; call :meth:`run_once` or :meth:`start` a thread."""
+
+    def __init__(
+        self,
+        relay: Relay,
+        authenticator: Authenticator,
+        config: RelayConfig,
+        poster: Poster = http_post,
+        stamp: Callable[[bytes], bytes] | None = None,
+        clock: Callable[[], dt.datetime] = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.relay = relay
+        self.store = relay.store
+        self.authenticator = authenticator
+        self.config = config
+        self.poster = poster
+        self.stamp = stamp
+        self.clock = clock
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_checkpoint = time.monotonic()
+
+    # -- one round --
+
+    def run_once(self) -> PushResult:
+        result = PushResult()
+        now = self.clock()
+        for delivery, url in self.store.due_pushes(now, BATCH):
+            if not self.store.lease(delivery.id, now, now + LEASE):
+                continue  # another worker has it
+            self._attempt(delivery, url, result)
+        return result
+
+    def _attempt(self, delivery: DeliveryRecord, url: str, result: PushResult) -> None:
+        attempts = delivery.attempts + 1
+        try:
+            body, headers = self._notification(delivery)
+            status = self.poster(url, body, headers, self.config.push_timeout)
+            error = None if 200 <= status < 300 else f"HTTP {status}"
+        except Exception as exc:  # any failure to deliver is retried, never fatal
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        now = self.clock()
+        if error is None:
+            with self.store.write() as conn:
+                if self.store.mark_acked(conn, delivery.id, now, "push"):
+                    self.relay.record_delivery(conn, delivery, "relay", "push", now)
+            result.delivered += 1
+            return
+        if now - delivery.since >= self.config.dead_letter_after:
+            with self.store.write() as conn:
+                self.store.mark_dead(conn, delivery.id, now, attempts, error)
+                self.relay.audit.append(
+                    conn,
+                    events.DEAD_LETTER,
+                    "relay",
+                    delivery.message_id,
+                    {
+                        "delivery": delivery.id,
+                        "agency": delivery.agency,
+                        "attempts": attempts,
+                        "error": error,
+                    },
+                    now,
+                )
+            result.dead += 1
+            return
+        delay = backoff(attempts, self.config.push_base_delay, self.config.push_max_delay, self.rng)
+        self.store.schedule_retry(delivery.id, attempts, now + dt.timedelta(seconds=delay), error)
+        result.retried += 1
+
+    def _notification(self, delivery: DeliveryRecord) -> tuple[bytes, dict[str, str]]:
+        item = self.relay.inbox_item(delivery)
+        body = json.dumps(item, ensure_ascii=False, sort_keys=True).encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Kyso-Delivery": str(delivery.id),
+            "X-Kyso-Timestamp": timestamp,
+        }
+        key_id = self._agency_key(delivery.agency)
+        if key_id is not None:
+            headers["X-Kyso-Credential"] = key_id
+            headers["X-Kyso-Signature"] = push_signature(
+                self.authenticator.secret(key_id), timestamp, body
+            )
+        return body, headers
+
+    def _agency_key(self, agency: str) -> str | None:
+        with self.relay.engine.connect() as conn:
+            value = conn.execute(
+                credentials.select()
+                .with_only_columns(credentials.c.key_id)
+                .where(credentials.c.agency_code == agency)
+                .where(credentials.c.revoked_at.is_(None))
+                .order_by(credentials.c.created_at.desc())
+                .limit(1)
+            ).scalar()
+        return str(value) if value is not None else None
+
+    # -- housekeeping --
+
+    def checkpoint_if_due(self, force: bool = False) -> Any:
+        if self.stamp is None:
+            return None
+        if not force and time.monotonic() - self._last_checkpoint < self.config.checkpoint_interval:
+            return None
+        self._last_checkpoint = time.monotonic()
+        return self.relay.audit.checkpoint(self.stamp)
+
+    # -- the thread --
+
+    def start(self, interval: float = 0.5) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(
+            target=self._loop, args=(interval,), name="kyso-push", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self, interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                result = self.run_once()
+                self.checkpoint_if_due()
+            except Exception:
+                log.exception("push worker round failed")
+                result = PushResult()
+            if not (result.delivered or result.retried):
+                self._stop.wait(interval)

@@ -1,0 +1,98 @@
+"""Errors of the exchange relay. They carry no HTTP: kyso/problems.py maps them to problem
+details (status code and stable ``code``), the CLI prints them as one line.
+
+An error may carry ``extensions``: extra members of the problem details (for instance the
+validation report of a refused package).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ExchangeError(Exception):
+    """Base class of every error the relay reports to a caller."""
+
+    def __init__(self, message: str, extensions: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.extensions: dict[str, Any] = extensions or {}
+
+
+class Unauthenticated(ExchangeError):
+    """No valid agency credentials: missing, malformed, unknown, revoked, stale or replayed."""
+
+
+class Forbidden(ExchangeError):
+    """The caller is known but may not do this (wrong role, not a party to the message)."""
+
+
+class SenderMismatch(Forbidden):
+    """The package or status names, or is signed by, another agency than the caller."""
+
+
+class CertificateRefused(Forbidden):
+    """The signing certificate is revoked, expired or not registered for the agency."""
+
+
+class RoutingDenied(Forbidden):
+    """The routing rules do not let the sender exchange documents with a recipient."""
+
+
+class UnknownRecipient(ExchangeError):
+    """A recipient code is not in the directory."""
+
+
+class UnknownMessage(ExchangeError):
+    """No such message or inbox item (for this caller)."""
+
+
+class InvalidPackage(ExchangeError):
+    """Not an edXML package or status message the relay can read (schema, XML, parts)."""
+
+
+class UnsignedDocument(InvalidPackage):
+    """The package or status carries no XML signature."""
+
+
+class SignatureRejected(ExchangeError):
+    """A signature of the package, a PDF attachment or a status is not valid (with report)."""
+
+
+class PackageTooLarge(ExchangeError):
+    """The request is larger than the relay accepts."""
+
+
+class IdempotencyConflict(ExchangeError):
+    """The Idempotency-Key was already used for another package."""
+
+
+class InvalidTransition(ExchangeError):
+    """The status does not follow the lifecycle (e.g. 06 before 03, anything after 02)."""
+
+
+class DuplicateStatus(InvalidTransition):
+    """This very status message was already accepted (a replay)."""
+
+
+class BadRequest(ExchangeError):
+    """A malformed request parameter."""
+
+
+__all__ = [
+    "BadRequest",
+    "CertificateRefused",
+    "DuplicateStatus",
+    "ExchangeError",
+    "Forbidden",
+    "IdempotencyConflict",
+    "InvalidPackage",
+    "InvalidTransition",
+    "PackageTooLarge",
+    "RoutingDenied",
+    "SenderMismatch",
+    "SignatureRejected",
+    "Unauthenticated",
+    "UnknownMessage",
+    "UnknownRecipient",
+    "UnsignedDocument",
+]

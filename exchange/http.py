@@ -1,0 +1,287 @@
+"""The ``/api/v1`` exchange blueprint: thin handlers over :class:`exchange.relay.Relay`.
+
+Each handler authenticates (API key + request signature, or a TLS client certificate handed
+over by the TLS terminator), parses its input, calls one domain function and returns its
+result. Errors are domain exceptions, turned into problem details by kyso/problems.py.
+
+| method | path                                        | what                                  |
+|--------|---------------------------------------------|---------------------------------------|
+| POST   | /api/v1/messages                            | send a signed package → signed receipt |
+| GET    | /api/v1/messages/{id}                       | metadata and per-recipient states     |
+| GET    | /api/v1/messages/{id}/package               | the signed package (attachments inline)|
+| GET    | /api/v1/messages/{id}/attachments/{sha256}  | one attachment                        |
+| GET    | /api/v1/messages/{id}/receipt               | the relay's signed receipt (sender)   |
+| POST   | /api/v1/messages/{id}/status                | a signed status message               |
+| GET    | /api/v1/messages/{id}/statuses/{n}          | a status as the original signed XML   |
+| GET    | /api/v1/messages/{id}/trail                 | the whole signed lifecycle            |
+| GET    | /api/v1/inbox?after=CURSOR&limit=N          | unacknowledged items after the cursor |
+| POST   | /api/v1/inbox/{n}/ack                       | acknowledge one item                  |
+| GET    | /api/v1/outbox                              | messages sent, with their states      |
+| GET    | /api/v1/directory                           | agencies, certificates, allowed peers |
+| PUT    | /api/v1/push-endpoint                       | {"url": …} (DELETE to stop pushing)   |
+| GET    | /api/v1/admin/dead-letters                  | undeliverable pushes (admin, auditor) |
+| POST   | /api/v1/admin/dead-letters/{n}/retry        | push it again (admin)                 |
+| PUT    | /api/v1/admin/agencies/{code}               | add or change an agency (admin)       |
+| GET    | /api/v1/audit?after=SEQ                     | the audit log (auditor, admin)        |
+| GET    | /api/v1/audit/verify                        | recompute the chain (auditor, admin)  |
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+
+from .audit import REJECTED, verify_chain
+from .auth import Principal, decode_client_certificate
+from .errors import BadRequest, InvalidPackage, PackageTooLarge, Unauthenticated
+from .relay import agency_from_json
+from .service import Exchange
+
+blueprint = Blueprint("exchange", __name__, url_prefix="/api/v1")
+
+EXTENSION_KEY = "kyso.exchange"
+XML = "application/xml"
+XML_TYPES = ("application/xml", "text/xml", "application/edxml+xml")
+MULTIPART_SLACK = 64 * 1024
+
+
+def _exchange() -> Exchange:
+    exchange: Exchange = current_app.extensions[EXTENSION_KEY]
+    return exchange
+
+
+def _principal() -> Principal:
+    principal: Principal = g.kyso_principal
+    return principal
+
+
+def _client_certificate() -> bytes | None:
+    header = _exchange().config.client_cert_header
+    if header and request.headers.get(header):
+        return decode_client_certificate(request.headers[header])
+    pem = request.environ.get("SSL_CLIENT_CERT")
+    return pem.encode() if isinstance(pem, str) and pem.strip() else None
+
+
+@blueprint.before_request
+def _authenticate() -> None:
+    exchange = _exchange()
+    limit = exchange.config.max_package_bytes + MULTIPART_SLACK
+    if request.content_length is not None and request.content_length > limit:
+        exchange.relay.audit.record(
+            REJECTED,
+            "unauthenticated",
+            request.path[:64],
+            {"reason": "PackageTooLarge", "bytes": request.content_length},
+        )
+        raise PackageTooLarge(
+            f"the request is {request.content_length} bytes; the relay accepts at most {limit}"
+        )
+    body = request.get_data(cache=True)
+    authorization = request.headers.get("Authorization")
+    try:
+        if authorization:
+            g.kyso_principal = exchange.authenticator.authenticate_hmac(
+                authorization,
+                request.method,
+                request.path,
+                request.query_string.decode("latin-1"),
+                body,
+            )
+            return
+        certificate = _client_certificate()
+        if certificate is None:
+            raise Unauthenticated(
+                "authenticate with a Kyso-HMAC-SHA256 Authorization header (API key and "
+                "request signature) or a TLS client certificate"
+            )
+        g.kyso_principal = exchange.authenticator.authenticate_certificate(certificate)
+    except Unauthenticated as exc:
+        exchange.relay.audit.record(
+            REJECTED,
+            "unauthenticated",
+            request.path[:64],
+            {"reason": "Unauthenticated", "detail": str(exc)[:300]},
+        )
+        raise
+
+
+def _xml(data: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    response = Response(data, status=status, mimetype=XML)
+    response.headers.update(headers or {})
+    return response
+
+
+def _int_arg(name: str, default: int) -> int:
+    value = request.args.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer") from None
+
+
+def _json_body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadRequest("send a JSON object")
+    return data
+
+
+def _package_from_request() -> tuple[bytes, list[bytes]]:
+    if request.mimetype == "multipart/form-data":
+        package = request.files.get("package")
+        if package is None:
+            raise InvalidPackage("the multipart request has no 'package' part")
+        parts = [f.read() for name, f in request.files.items(multi=True) if name != "package"]
+        return package.read(), parts
+    if request.mimetype in XML_TYPES:
+        return request.get_data(cache=True), []
+    raise InvalidPackage("send the package as application/xml, or multipart/form-data")
+
+
+# --- Messages --------------------------------------------------------------------------------
+
+
+@blueprint.post("/messages")
+def send() -> Response:
+    xml, parts = _package_from_request()
+    accepted = _exchange().relay.accept(
+        _principal(), xml, parts, request.headers.get("Idempotency-Key")
+    )
+    message = accepted.message
+    return _xml(
+        accepted.receipt_xml,
+        201 if accepted.created else 200,
+        {
+            "Location": f"/api/v1/messages/{message.id}",
+            "X-Kyso-Message-Id": message.id,
+            "X-Kyso-Package-SHA256": message.package_sha256,
+            "X-Kyso-Receipt-SHA256": message.receipt_sha256,
+        },
+    )
+
+
+@blueprint.get("/messages/<message_id>")
+def message(message_id: str) -> Response:
+    return jsonify(_exchange().relay.message_view(_principal(), message_id))
+
+
+@blueprint.get("/messages/<message_id>/package")
+def package(message_id: str) -> Response:
+    return _xml(_exchange().relay.package(_principal(), message_id))
+
+
+@blueprint.get("/messages/<message_id>/attachments/<sha256>")
+def attachment(message_id: str, sha256: str) -> Response:
+    record, data = _exchange().relay.attachment(_principal(), message_id, sha256)
+    response = Response(data, mimetype=record.content_type or "application/octet-stream")
+    # RFC 6266 / 5987: the (Vietnamese) file name survives as UTF-8.
+    response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(record.name)}"
+    return response
+
+
+@blueprint.get("/messages/<message_id>/receipt")
+def receipt(message_id: str) -> Response:
+    return _xml(_exchange().relay.receipt(_principal(), message_id))
+
+
+@blueprint.post("/messages/<message_id>/status")
+def status(message_id: str) -> tuple[Response, int]:
+    if request.mimetype not in XML_TYPES:
+        raise InvalidPackage("send the signed status message as application/xml")
+    result = _exchange().relay.submit_status(_principal(), message_id, request.get_data(cache=True))
+    return jsonify(result), 201
+
+
+@blueprint.get("/messages/<message_id>/statuses/<int:status_id>")
+def status_xml(message_id: str, status_id: int) -> Response:
+    return _xml(_exchange().relay.status_xml(_principal(), message_id, status_id))
+
+
+@blueprint.get("/messages/<message_id>/trail")
+def trail(message_id: str) -> Response:
+    return jsonify(_exchange().relay.trail(_principal(), message_id))
+
+
+# --- Inbox, outbox, directory ----------------------------------------------------------------
+
+
+@blueprint.get("/inbox")
+def inbox() -> Response:
+    return jsonify(
+        _exchange().relay.inbox(_principal(), _int_arg("after", 0), _int_arg("limit", 100))
+    )
+
+
+@blueprint.post("/inbox/<int:delivery_id>/ack")
+def ack(delivery_id: int) -> Response:
+    return jsonify(_exchange().relay.ack(_principal(), delivery_id))
+
+
+@blueprint.get("/outbox")
+def outbox() -> Response:
+    return jsonify({"items": _exchange().relay.outbox(_principal(), _int_arg("limit", 100))})
+
+
+@blueprint.get("/directory")
+def directory() -> Response:
+    return jsonify(_exchange().relay.directory_view(_principal()))
+
+
+@blueprint.put("/push-endpoint")
+def set_push() -> Response:
+    url = _json_body().get("url")
+    if not isinstance(url, str):
+        raise BadRequest('give the endpoint as {"url": "https://…"}')
+    return jsonify(_exchange().relay.set_push_endpoint(_principal(), url))
+
+
+@blueprint.delete("/push-endpoint")
+def delete_push() -> Response:
+    return jsonify(_exchange().relay.set_push_endpoint(_principal(), None))
+
+
+# --- Administration and audit ----------------------------------------------------------------
+
+
+@blueprint.get("/admin/dead-letters")
+def dead_letters() -> Response:
+    return jsonify({"items": _exchange().relay.dead_letters(_principal())})
+
+
+@blueprint.post("/admin/dead-letters/<int:delivery_id>/retry")
+def retry(delivery_id: int) -> Response:
+    return jsonify(_exchange().relay.revive(_principal(), delivery_id))
+
+
+@blueprint.put("/admin/agencies/<code>")
+def put_agency(code: str) -> tuple[Response, int]:
+    created = _exchange().relay.upsert_agency(_principal(), agency_from_json(code, _json_body()))
+    return jsonify({"code": code, "created": created}), 201 if created else 200
+
+
+@blueprint.get("/audit")
+def audit_log() -> Response:
+    events = _exchange().relay.audit_events(
+        _principal(), _int_arg("after", 0), _int_arg("limit", 100)
+    )
+    return jsonify({"items": events, "next": events[-1]["seq"] if events else None})
+
+
+@blueprint.get("/audit/verify")
+def audit_verify() -> Response:
+    relay = _exchange().relay
+    relay.audit_events(_principal(), 0, 1)  # the same permission check
+    return jsonify(verify_chain(relay.audit, relay.trust.check_token).to_dict())
+
+
+def install(app: Any, exchange: Exchange) -> None:
+    """Mount the blueprint on ``app`` and start the push / checkpoint worker."""
+    app.extensions[EXTENSION_KEY] = exchange
+    app.register_blueprint(blueprint)
+    if exchange.config.worker:
+        exchange.worker.start()

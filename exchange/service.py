@@ -1,0 +1,89 @@
+"""The relay as one object graph, built once per process from the PKI and the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from certs.keystore import SigningKey, signer_from_bundle
+from certs.layout import ISSUING_CA, ROOT_CA
+from certs.pki import Pki
+from certs.services import PkiServices
+from signer import edxml
+
+from .auth import Authenticator, installation_id, sealing_key
+from .blobs import BlobStore
+from .config import RelayConfig
+from .delivery import PushWorker
+from .receipts import ReceiptSigner, stamp_digest
+from .relay import Relay
+from .routing import load_rules
+from .store import AgencyStore
+from .trust import Trust
+
+RELAY_NAME = "Trục liên thông văn bản Kyso"
+FALLBACK_ORGAN = "000.00.00.H00"
+
+
+@dataclass
+class Exchange:
+    relay: Relay
+    authenticator: Authenticator
+    worker: PushWorker
+    config: RelayConfig
+
+
+def relay_organization(engine: sa.Engine) -> edxml.Organization:
+    """Who signs receipts, in edXML terms: the operator at the root of the directory."""
+    roots = [a for a in AgencyStore(engine).directory() if a.parent is None]
+    if not roots:
+        return edxml.Organization(FALLBACK_ORGAN, RELAY_NAME)
+    return edxml.Organization(
+        roots[0].code, RELAY_NAME, organization_in_charge=roots[0].name, email=roots[0].email
+    )
+
+
+def open_authenticator(engine: sa.Engine, pki: Pki, passphrase: bytes) -> Authenticator:
+    """Credentials are sealed under the passphrase and this installation's root CA."""
+    key = sealing_key(passphrase, installation_id(pki.root_certificate))
+    return Authenticator(engine, key, pki.store)
+
+
+def open_exchange(
+    engine: sa.Engine,
+    services: PkiServices,
+    passphrase: bytes,
+    data_dir: Path,
+    config: RelayConfig | None = None,
+) -> Exchange:
+    """Open the relay key, the routing rules and the stores; nothing is started."""
+    config = config or RelayConfig.from_env()
+    pki = services.pki
+    bundle = pki.service_bundle("relay", passphrase)
+    relay_key = SigningKey(
+        f"p12:{pki.layout.private_key('relay')}",
+        signer_from_bundle(bundle),
+        bundle.certificate,
+        bundle.chain,
+    )
+    trust = Trust(
+        (pki.root_certificate,),
+        (pki.issuing_certificate,),
+        lambda: [services.crl(ROOT_CA), services.crl(ISSUING_CA)],
+    )
+    relay = Relay(
+        engine,
+        BlobStore(data_dir / "blobs"),
+        trust,
+        ReceiptSigner(relay_key, services.tsa, relay_organization(engine)),
+        load_rules(config.routing_file),
+        pki.store,
+        config,
+    )
+    authenticator = open_authenticator(engine, pki, passphrase)
+    worker = PushWorker(
+        relay, authenticator, config, stamp=lambda digest: stamp_digest(services.tsa, digest)
+    )
+    return Exchange(relay, authenticator, worker, config)

@@ -1,0 +1,75 @@
+"""The clerk's page of the exchange (văn thư): inbox and outbox with each message's status.
+
+Behind the web login of :mod:`kyso.web`: a clerk or officer of an agency sees that agency's
+received and sent messages; administrators and auditors see the dead letters and the latest
+messages of the relay. Read-only: statuses are signed and sent by the agency's system
+(``kyso status``), not from this page. Vietnamese only, like the official forms.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, render_template
+
+from exchange.auth import Principal, Role
+from exchange.http import EXTENSION_KEY
+from exchange.service import Exchange
+from signer.edxml import STATUS_MEANINGS
+
+from .accounts import Role as AccountRole
+from .web import current_user, login_required
+
+blueprint = Blueprint("exchange_web", __name__)
+
+STATE_LABELS = {code.value: vi for code, (vi, _) in STATUS_MEANINGS.items()}
+
+
+def _label(code: str | None) -> str:
+    return STATE_LABELS.get(code or "", "Chưa có trạng thái")
+
+
+def _recipients_text(recipients: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"{r['agency']}: {_label(r['state'])}"
+        + (f" · {_label(r['answer'])}" if r.get("answer") else "")
+        for r in recipients
+    ]
+
+
+@blueprint.get("/exchange")
+@login_required("verify")
+def exchange_page() -> str:
+    user = current_user()
+    assert user is not None
+    exchange: Exchange = current_app.extensions[EXTENSION_KEY]
+    relay = exchange.relay
+    if user.agency_code and user.role in (AccountRole.CLERK, AccountRole.OFFICER):
+        principal = Principal(Role.AGENCY, user.agency_code, None, "web")
+        inbox = relay.received(principal, 100)
+        outbox = relay.outbox(principal, 100)
+        agency = relay.agencies.get(user.agency_code)
+        return render_template(
+            "exchange.html",
+            agency=agency,
+            inbox=inbox,
+            outbox=outbox,
+            label=_label,
+            recipients_text=_recipients_text,
+            dead_letters=None,
+        )
+    role = Role.ADMIN if user.role is AccountRole.ADMIN else Role.AUDITOR
+    principal = Principal(role, None, None, "web")
+    return render_template(
+        "exchange.html",
+        agency=None,
+        inbox=[],
+        outbox=[],
+        label=_label,
+        recipients_text=_recipients_text,
+        dead_letters=relay.dead_letters(principal),
+    )
+
+
+def register(app: Flask) -> None:
+    app.register_blueprint(blueprint)
