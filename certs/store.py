@@ -177,6 +177,16 @@ class CertificateStore:
             ).all()
         return [_record(row) for row in rows]
 
+    def for_key(self, key_ref: str) -> list[CertificateRecord]:
+        """Every certificate issued for the key ``key_ref``, oldest first."""
+        query = (
+            certificates.select()
+            .where(certificates.c.key_ref == key_ref)
+            .order_by(certificates.c.not_before)
+        )
+        with self.engine.connect() as conn:
+            return [_record(row) for row in conn.execute(query).all()]
+
     def all(self, agency: str | None = None) -> list[CertificateRecord]:
         query = certificates.select().order_by(certificates.c.not_before)
         if agency is not None:

@@ -2,36 +2,130 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from flask import Flask, Response, current_app, jsonify
 
 from certs import http as pki_http
 from certs.layout import PkiLayout
 from certs.pki import Pki
 from certs.services import PkiServices
 from certs.store import CertificateStore
+from certs.truststore import load_certificates
+from exchange import http as exchange_http
+from exchange.service import open_exchange
+from exchange.store import AgencyStore
 
 from . import problems
+from .accounts import AccountStore
 from .config import Settings
 from .db import make_engine, upgrade
+from .identities import Identities
+from .openapi import load_openapi
+from .secrets import flask_secret_key
+from .signing import KeyRing, SigningService
+from .tokens import RequestLimiter, TokenStore
+from .workspace import Workspace
 
-MAX_BODY_BYTES = 110 * 1024 * 1024
+SERVICES_KEY = "kyso.services"
+SESSION_LIFETIME = dt.timedelta(hours=8)
+
+
+@dataclass
+class Services:
+    """Everything the request handlers use, built once per process."""
+
+    settings: Settings
+    engine: sa.Engine
+    pki: Pki
+    accounts: AccountStore
+    tokens: TokenStore
+    limiter: RequestLimiter
+    signing: SigningService
+    workspace: Workspace
+    agencies: AgencyStore
+    openapi: dict[str, Any]
+
+
+def services() -> Services:
+    """The services of the app handling the current request."""
+    found: Services = current_app.extensions[SERVICES_KEY]
+    return found
+
+
+def _tsa_url(layout: PkiLayout) -> str | None:
+    if not layout.exists():
+        return None
+    return str(layout.read_manifest()["base_url"]).rstrip("/") + "/pki/tsa"
 
 
 def create_app(settings: Settings, passphrase: bytes) -> Flask:
     """Build the app: open the database (migrated), the PKI and its service keys."""
+    from . import api, web, web_exchange
+
     engine = make_engine(settings.db_url)
     upgrade(engine)
-    pki = Pki(PkiLayout(settings.pki_dir), CertificateStore(engine))
+    layout = PkiLayout(settings.pki_dir)
+    pki = Pki(layout, CertificateStore(engine))
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes,
+        SECRET_KEY=flask_secret_key(settings.secrets_dir),
+        SESSION_COOKIE_NAME="kyso_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        JSON_AS_ASCII=False,
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    pki_services = PkiServices.load(pki, passphrase)
     app.extensions["kyso.settings"] = settings
     app.extensions["kyso.engine"] = engine
-    app.extensions[pki_http.EXTENSION_KEY] = PkiServices.load(pki, passphrase)
+    app.extensions[pki_http.EXTENSION_KEY] = pki_services
+    app.extensions[SERVICES_KEY] = Services(
+        settings=settings,
+        engine=engine,
+        pki=pki,
+        accounts=AccountStore(engine),
+        tokens=TokenStore(engine),
+        limiter=RequestLimiter(),
+        signing=SigningService(
+            Identities(pki.store, layout),
+            KeyRing(passphrase),
+            tuple(load_certificates(layout.ca_certificate("root"))),
+            _tsa_url(layout),
+        ),
+        workspace=Workspace(settings.data_dir / "work", settings.max_upload_bytes),
+        agencies=AgencyStore(engine),
+        openapi=load_openapi(),
+    )
     app.register_blueprint(pki_http.blueprint)
+    app.register_blueprint(api.blueprint)
+    exchange_http.install(app, open_exchange(engine, pki_services, passphrase, settings.data_dir))
+    web.register(app)
+    web_exchange.register(app)
     problems.register(app)
 
     @app.get("/healthz")
     def healthz() -> Response:
         return jsonify(status="ok")
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        if response.mimetype == "text/html":
+            headers.setdefault("X-Frame-Options", "DENY")
+            headers.setdefault(
+                "Content-Security-Policy",
+                "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                "frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+            )
+        return response
 
     return app

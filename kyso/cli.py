@@ -22,7 +22,11 @@ from certs.store import CertificateStore, parse_serial, serial_hex
 from exchange.directory import load_directory
 from exchange.store import AgencyStore
 
+from .cli_accounts import accounts as accounts_group
+from .cli_accounts import tokens as tokens_group
 from .cli_common import Context, KysoGroup, console, pass_context, print_rows
+from .cli_exchange import COMMANDS as EXCHANGE_COMMANDS
+from .cli_exchange import demo_exchange, record_revocation
 from .cli_pdf import sign_pdf, verify_command
 from .cli_sign import sign as sign_group
 from .cli_xml import sign_cms, sign_xml
@@ -197,6 +201,7 @@ def pki_revoke(obj: Context, directory: Path | None, serial: str, reason: str) -
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--reason") from None
     record = obj.pki(directory).revoke(parse_serial(serial), flag, passphrase())
+    record_revocation(obj, serial_hex(record.serial), record.common_name, flag.value)
     console.print(f"revoked {serial_hex(record.serial)} ({record.common_name}): {flag.value}")
 
 
@@ -260,32 +265,63 @@ def demo() -> None:
 @click.option("--base-url", default="http://127.0.0.1:8080", show_default=True)
 @click.pass_context
 def demo_init(ctx: click.Context, if_missing: bool, base_url: str) -> None:
-    """Create the demo PKI and directory under the data directory."""
+    """Create the demo PKI, directory, accounts and API token under the data directory."""
     obj: Context = ctx.obj
     if if_missing and PkiLayout(obj.settings.pki_dir).exists():
         console.print(f"demo PKI found in {obj.settings.pki_dir}")
-        return
-    ensure_demo_passphrase_file()
-    ctx.invoke(pki_init, directory=None, base_url=base_url, directory_file=None)
+    else:
+        ensure_demo_passphrase_file()
+        ctx.invoke(pki_init, directory=None, base_url=base_url, directory_file=None)
+    ctx.invoke(demo_accounts)
+    ctx.invoke(demo_exchange)
+
+
+@demo.command("accounts")
+@pass_context
+def demo_accounts(obj: Context) -> None:
+    """Add the demo accounts (one password) and the province's API token, if missing."""
+    from .accounts import AccountStore
+    from .demo_accounts import create_demo_accounts
+    from .identities import Identities
+    from .tokens import TokenStore
+
+    setup = create_demo_accounts(
+        AccountStore(obj.engine),
+        TokenStore(obj.engine),
+        Identities(CertificateStore(obj.engine), PkiLayout(obj.settings.pki_dir)),
+        obj.settings.secrets_dir,
+    )
+    console.print(
+        f"{len(setup.accounts)} demo accounts; password and API token in "
+        f"{obj.settings.secrets_dir}/demo-password, demo-api-token"
+    )
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--data", help="Data directory (the same as `kyso --data`; default: var).")
 @pass_context
-def serve(obj: Context, host: str, port: int, threads: int) -> None:
+def serve(obj: Context, host: str, port: int, threads: int, data: str | None) -> None:
     """Serve Kyso (API, web pages, PKI services) with waitress."""
     from waitress import serve as waitress_serve
 
     from .app import create_app
 
+    if data is not None:
+        obj.settings = Settings.load(data=data)
+        obj._engine = None
+
     app = create_app(obj.settings, passphrase())
     url = f"http://{host}:{port}"
     console.print(f"Kyso is running on [bold]{url}[/bold]")
+    console.print(f"  web:  {url}/login · {url}/sign · {url}/verify · {url}/admin")
+    console.print(f"  API:  {url}/api/v1/docs · {url}/api/v1/openapi.json")
     console.print(f"  PKI: {url}/pki/crl/issuing.crl · {url}/pki/ocsp · {url}/pki/tsa")
     console.print(f"  data: {obj.settings.data_dir} · database: {obj.settings.db_url}")
     _print_demo_keys(obj)
+    _print_demo_accounts(obj, url)
     sys.stdout.flush()
     waitress_serve(app, host=host, port=port, threads=threads, ident="kyso")
 
@@ -301,7 +337,36 @@ def _print_demo_keys(obj: Context) -> None:
         console.print(f"    … {len(records) - 8} more: `kyso pki list`")
 
 
+def _print_demo_accounts(obj: Context, url: str) -> None:
+    from .accounts import AccountStore
+    from .demo_accounts import DEMO_ACCOUNTS, PASSWORD_FILE, TOKEN_FILE
+    from .secrets import read_secret
+
+    password = read_secret(obj.settings.secrets_dir / PASSWORD_FILE)
+    store = AccountStore(obj.engine)
+    found = [a for a in (store.find(d.username) for d in DEMO_ACCOUNTS) if a is not None]
+    if password and found:
+        console.print(f"  Demo accounts (password: [bold]{password}[/bold]):")
+        for account in found:
+            console.print(
+                f"    {account.username:<8} {account.role:<8} {account.full_name}"
+                f"{' · ' + account.agency_code if account.agency_code else ''}"
+            )
+    token = read_secret(obj.settings.secrets_dir / TOKEN_FILE)
+    if token:
+        console.print(f"  Demo API token (UBND tỉnh Nghệ An): {token}")
+        console.print(
+            f"    curl -H 'Authorization: Bearer {token}' -F file=@quyet-dinh.pdf "
+            f"-F key=seal-000.00.00.H41 -o signed.pdf {url}/api/v1/sign/pdf"
+        )
+
+
 main.add_command(sign_group)
+for _command in EXCHANGE_COMMANDS:
+    main.add_command(_command)
+demo.add_command(demo_exchange)
+main.add_command(accounts_group)
+main.add_command(tokens_group)
 sign_group.add_command(sign_xml)
 sign_group.add_command(sign_cms)
 sign_group.add_command(sign_pdf)

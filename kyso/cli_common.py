@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,20 @@ from signer.errors import SignerError
 
 from .config import Settings
 from .db import make_engine, upgrade
+from .errors import ServiceError
 
 console = Console(highlight=False, soft_wrap=True)
-USER_ERRORS = (PKIError, SignerError, DirectoryError, UnknownAgency, sa.exc.OperationalError)
+USER_ERRORS = (
+    PKIError,
+    SignerError,
+    DirectoryError,
+    UnknownAgency,
+    ServiceError,
+    sa.exc.OperationalError,
+)
 
 
-def print_rows(headers: tuple[str, ...], rows: list[tuple[str, ...]], title: str = "") -> None:
+def print_rows(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]], title: str = "") -> None:
     """A table on a terminal; tab-separated lines (header first) for pipes and scripts."""
     if console.is_terminal:
         table = Table(*headers, title=title or None)

@@ -9,6 +9,10 @@
 | KYSO_PASSPHRASE_FILE   | –                              | file holding that passphrase     |
 | KYSO_PKCS11_PIN        | –                              | user PIN of a PKCS#11 token      |
 | KYSO_PKCS11_MODULE     | SoftHSM2's module              | PKCS#11 library                  |
+| KYSO_SECRET_KEY        | generated into $KYSO_DATA/secrets/flask-secret | session signing key |
+| KYSO_SECURE_COOKIES    | 0                              | 1: cookies only over HTTPS       |
+| KYSO_MAX_UPLOAD_MB     | 110                            | largest request body (MiB)       |
+| KYSO_VERIFY_RATE       | 300                            | anonymous verifications/min/IP   |
 """
 
 from __future__ import annotations
@@ -18,11 +22,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _int(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name) or default))
+    except ValueError:
+        return default
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
     db_url: str
     pki_dir: Path
+    secure_cookies: bool = False
+    max_upload_mb: int = 110
+    verify_rate_per_minute: int = 300
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
 
     @classmethod
     def load(
@@ -31,4 +57,11 @@ class Settings:
         data_dir = Path(data or os.environ.get("KYSO_DATA") or "var")
         db_url = db or os.environ.get("KYSO_DB") or f"sqlite:///{data_dir / 'kyso.sqlite'}"
         pki_dir = Path(pki or os.environ.get("KYSO_PKI") or data_dir / "pki")
-        return cls(data_dir, db_url, pki_dir)
+        return cls(
+            data_dir,
+            db_url,
+            pki_dir,
+            secure_cookies=_flag("KYSO_SECURE_COOKIES"),
+            max_upload_mb=_int("KYSO_MAX_UPLOAD_MB", 110),
+            verify_rate_per_minute=_int("KYSO_VERIFY_RATE", 300),
+        )

@@ -11,8 +11,10 @@ from alembic.config import Config
 from certs import store as certs_store
 from exchange import store as exchange_store
 
+from . import accounts, tokens
+
 MIGRATIONS = Path(__file__).parent / "migrations"
-METADATA = [certs_store.metadata, exchange_store.metadata]
+METADATA = [certs_store.metadata, exchange_store.metadata, accounts.metadata, tokens.metadata]
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -30,6 +32,9 @@ def make_engine(url: str) -> sa.Engine:
             cursor.close()
 
         return engine
+    if url.startswith(("postgresql://", "postgres://")):
+        # `--db postgresql://…` means the psycopg 3 driver Kyso ships with (not psycopg2).
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
     return sa.create_engine(url, pool_pre_ping=True)
 
 

@@ -13,6 +13,7 @@ from certs.keyfile import write_private
 
 PASSPHRASE_ENV = "KYSO_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 PASSPHRASE_FILE_ENV = "KYSO_PASSPHRASE_FILE"  # noqa: S105
+SECRET_KEY_ENV = "KYSO_SECRET_KEY"  # noqa: S105
 
 
 class NoPassphrase(click.UsageError):
@@ -48,3 +49,27 @@ def ensure_demo_passphrase_file() -> None:
     if os.environ.get(PASSPHRASE_ENV) or not file or Path(file).exists():
         return
     write_private(Path(file), (secrets.token_urlsafe(24) + "\n").encode())
+
+
+def flask_secret_key(secrets_dir: Path) -> bytes:
+    """The key that signs session cookies: ``KYSO_SECRET_KEY``, or one generated once into
+    ``secrets_dir/flask-secret`` (mode 0600) and kept, so sessions survive a restart."""
+    value = os.environ.get(SECRET_KEY_ENV)
+    if value:
+        return value.encode()
+    file = secrets_dir / "flask-secret"
+    if not file.exists():
+        write_private(file, (secrets.token_urlsafe(48) + "\n").encode())
+    return file.read_text(encoding="utf-8").strip().encode()
+
+
+def write_secret(path: Path, value: str) -> None:
+    """Write a demo secret (password, token) readable by the owner only."""
+    write_private(path, (value + "\n").encode())
+
+
+def read_secret(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None

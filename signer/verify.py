@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import InvalidDocument, UnsupportedFormat
+from .errors import DocumentTooLarge, InvalidDocument, UnsupportedFormat
 from .pdf_input import looks_like_pdf
 from .policy import ValidationPolicy
 from .report import Report
@@ -53,5 +53,5 @@ def verify(path: Path, policy: ValidationPolicy, content: Path | None = None) ->
 def _read(path: Path, limit: int | None) -> bytes:
     size = path.stat().st_size
     if limit is not None and size > limit:
-        raise InvalidDocument(f"{path.name} is larger than {limit // 2**20} MiB")
+        raise DocumentTooLarge(f"{path.name} is larger than {limit // 2**20} MiB")
     return path.read_bytes()

@@ -111,3 +111,37 @@ def server(kyso_env: KysoEnv) -> Iterator[Server]:
     yield Server(kyso_env, process)
     process.terminate()
     process.wait(timeout=10)
+
+
+@dataclass
+class Demo:
+    """The running server with the demo accounts (one password) and the province's API token."""
+
+    server: Server
+    password: str
+    token: str
+
+    @property
+    def env(self) -> KysoEnv:
+        return self.server.env
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture(scope="session")
+def demo(server: Server) -> Demo:
+    """`kyso demo accounts` run against the session's database while the server runs."""
+    env = server.env
+    env.kyso("demo", "accounts")
+    secrets_dir = env.data / "secrets"
+    return Demo(
+        server,
+        (secrets_dir / "demo-password").read_text().strip(),
+        (secrets_dir / "demo-api-token").read_text().strip(),
+    )

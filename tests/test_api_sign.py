@@ -1,0 +1,129 @@
+"""The signing API with the demo token: PDF (visible person + seal), XML, CMS, then /verify."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+
+import requests
+
+from kyso.samples import decision_pdf
+
+from .conftest import Demo
+from .pdftools import nss_db, pdfsig
+
+
+def api_sign(
+    demo: Demo, kind: str, path: Path, name: str | None = None, **data
+) -> requests.Response:
+    with path.open("rb") as stream:
+        return requests.post(
+            f"{demo.url}/api/v1/sign/{kind}",
+            headers=demo.auth,
+            files={"file": (name or path.name, stream)},
+            data=data,
+            timeout=60,
+        )
+
+
+def api_verify(demo: Demo, path: Path, content: Path | None = None) -> dict:
+    files = {"file": (path.name, path.read_bytes())}
+    if content is not None:
+        files["content"] = (content.name, content.read_bytes())
+    response = requests.post(f"{demo.url}/api/v1/verify", files=files, timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    return response.json()
+
+
+def test_visible_person_signature_then_the_seal(demo: Demo, tmp_path: Path) -> None:
+    document = decision_pdf(tmp_path / "qd.pdf")
+    box = ",".join(f"{v:.1f}" for v in document.signature_box)
+    response = api_sign(
+        demo, "pdf", document.path, "quyết định.pdf",
+        key="person-nguyen-van-an", level="B-T", visible="true", box=box,
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == "application/pdf"
+    assert response.headers["X-Kyso-Level"] == "B-T"
+    assert response.headers["X-Kyso-Field"] == "Signature1"
+    assert (
+        "filename*=UTF-8''quy%E1%BA%BFt%20%C4%91%E1%BB%8Bnh-signed.pdf"
+        in (response.headers["Content-Disposition"])
+    )
+    person = tmp_path / "person.pdf"
+    person.write_bytes(response.content)
+    # The seal: no box, so it goes over the left third of the person's signature.
+    response = api_sign(demo, "pdf", person, key="seal-000.00.00.H41", visible="true")
+    assert response.status_code == 200, response.text
+    sealed = tmp_path / "sealed.pdf"
+    sealed.write_bytes(response.content)
+
+    report = api_verify(demo, sealed)
+    assert report["passed"] is True
+    signers = [s["signer"]["common_name"] for s in report["signatures"]]
+    assert signers == ["Nguyễn Văn An", "UBND tỉnh Nghệ An"]
+    assert [s["level"] for s in report["signatures"]] == ["B-T", "B-B"]
+    assert pdfsig(sealed, nss_db(demo.env, tmp_path / "nss")).count("Signature is Valid.") == 2
+
+
+def test_json_answer_and_default_key(demo: Demo, tmp_path: Path) -> None:
+    source = decision_pdf(tmp_path / "qd.pdf").path
+    with source.open("rb") as stream:
+        response = requests.post(
+            f"{demo.url}/api/v1/sign/pdf",
+            headers={**demo.auth, "Accept": "application/json"},
+            files={"file": ("qd.pdf", stream)},
+            timeout=60,
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    document = base64.b64decode(body["document"])
+    assert document.startswith(b"%PDF-") and hashlib.sha256(document).hexdigest() == body["sha256"]
+    # Two keys are granted and none was named: the agency's seal signs.
+    assert body["key"] == "seal-000.00.00.H41"
+    assert body["signer"]["agency_code"] == "000.00.00.H41"
+    assert body["field"] == "Signature1" and body["level"] == "B-B"
+
+
+def test_xml_and_detached_cms(demo: Demo, tmp_path: Path) -> None:
+    xml = tmp_path / "van-ban.xml"
+    xml.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<vanBan><so>15/QĐ-UBND</so></vanBan>\n',
+        encoding="utf-8",
+    )
+    response = api_sign(demo, "xml", xml, key="seal-000.00.00.H41", level="B-T")
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"].startswith("application/xml")
+    signed_xml = tmp_path / "signed.xml"
+    signed_xml.write_bytes(response.content)
+    report = api_verify(demo, signed_xml)
+    assert report["passed"] and report["signatures"][0]["format"] == "XAdES"
+    assert report["signatures"][0]["level"] == "B-T"
+
+    content = decision_pdf(tmp_path / "phu-luc.pdf").path
+    response = api_sign(demo, "cms", content, key="person-nguyen-van-an")
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == "application/pkcs7-signature"
+    signature = tmp_path / "phu-luc.pdf.p7s"
+    signature.write_bytes(response.content)
+    report = api_verify(demo, signature, content)
+    assert report["passed"] and report["signatures"][0]["format"] == "CAdES"
+    assert report["signatures"][0]["signer"]["common_name"] == "Nguyễn Văn An"
+    changed = tmp_path / "changed.pdf"
+    changed.write_bytes(content.read_bytes() + b"\n%")
+    failed = api_verify(demo, signature, changed)["signatures"][0]
+    assert (failed["indication"], failed["sub_indication"]) == ("TOTAL_FAILED", "HASH_FAILURE")
+
+
+def test_keys_of_the_token(demo: Demo) -> None:
+    response = requests.get(f"{demo.url}/api/v1/keys", headers=demo.auth, timeout=10)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["agency_code"] == "000.00.00.H41"
+    assert {(k["name"], k["kind"]) for k in body["keys"]} == {
+        ("person-nguyen-van-an", "person"),
+        ("seal-000.00.00.H41", "seal"),
+    }
+    assert all(k["agency_code"] == "000.00.00.H41" for k in body["keys"])
