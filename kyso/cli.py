@@ -274,6 +274,13 @@ def demo_init(ctx: click.Context, if_missing: bool, base_url: str) -> None:
         ctx.invoke(pki_init, directory=None, base_url=base_url, directory_file=None)
     ctx.invoke(demo_accounts)
     ctx.invoke(demo_exchange)
+    sample = obj.settings.data_dir / "samples" / "quyet-dinh-15.pdf"
+    if not sample.exists():
+        from .samples import decision_pdf
+
+        sample.parent.mkdir(parents=True, exist_ok=True)
+        decision_pdf(sample)
+    console.print(f"a sample decision to sign: {sample}")
 
 
 @demo.command("accounts")
@@ -356,7 +363,8 @@ def _print_demo_accounts(obj: Context, url: str) -> None:
     if token:
         console.print(f"  Demo API token (UBND tỉnh Nghệ An): {token}")
         console.print(
-            f"    curl -H 'Authorization: Bearer {token}' -F file=@quyet-dinh.pdf "
+            f"    curl -H 'Authorization: Bearer {token}' "
+            f"-F file=@{obj.settings.data_dir / 'samples' / 'quyet-dinh-15.pdf'} "
             f"-F key=seal-000.00.00.H41 -o signed.pdf {url}/api/v1/sign/pdf"
         )
 
