@@ -10,6 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from .clock import utcnow
 from .keyfile import PrivateKey
 from .profiles import Endpoints, Profile, extensions
 
@@ -17,10 +18,6 @@ PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
 # Certificates start a little in the past so that clocks a few minutes behind still accept them.
 _BACKDATE = dt.timedelta(minutes=10)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)

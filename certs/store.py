@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from .clock import as_utc as _utc
 from .errors import AlreadyRevoked, UnknownCertificate
 from .names import agency_code, common_name
 
@@ -55,13 +56,6 @@ def parse_serial(text: str) -> int:
         return int(cleaned, 16)
     except ValueError:
         raise UnknownCertificate(f"{text!r} is not a serial number (expected hex)") from None
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    # SQLite hands back naive datetimes; every time in the store is UTC.
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from certs.clock import utcnow
+
 from .store import (
     GENESIS_HASH,
     HEAD_ID,
@@ -32,7 +34,6 @@ from .store import (
     audit_checkpoints,
     audit_head,
     audit_log,
-    utcnow,
 )
 
 # The events the relay records.

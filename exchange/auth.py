@@ -41,11 +41,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from certs.clock import utcnow
 from certs.store import CertificateStore, serial_hex
 
 from .directory import UnknownAgency
 from .errors import BadRequest, Forbidden, Unauthenticated
-from .store import AgencyStore, credentials, nonces, utc, utcnow
+from .store import AgencyStore, credentials, nonces, utc
 
 SCHEME = "Kyso-HMAC-SHA256"
 WINDOW = dt.timedelta(minutes=5)

@@ -26,11 +26,13 @@ from typing import Any
 
 import requests
 
+from certs.clock import utcnow
+
 from . import audit as events
 from .auth import Authenticator
 from .config import RelayConfig
 from .relay import Relay
-from .store import DeliveryRecord, credentials, utcnow
+from .store import DeliveryRecord, credentials
 
 log = logging.getLogger(__name__)
 

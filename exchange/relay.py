@@ -29,6 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from lxml import etree
 
+from certs.clock import utcnow
 from certs.store import CertificateStore
 from signer import edxml, safexml, xades
 from signer.errors import DocumentTooLarge, SignerError
@@ -68,7 +69,6 @@ from .store import (
     MessageRecord,
     NewMessage,
     StatusRecord,
-    utcnow,
 )
 from .trust import Trust
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from certs.clock import as_utc as utc
+
 from .directory import Agency, Directory, UnknownAgency
 
 metadata = sa.MetaData()
@@ -184,17 +186,6 @@ audit_checkpoints = sa.Table(
 
 GENESIS_HASH = "0" * 64
 HEAD_ID = 1
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def utc(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite hands back naive datetimes; every time in the store is UTC."""
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)
 
 
 def _agency(row: sa.Row) -> Agency:

@@ -21,6 +21,9 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from certs.clock import as_utc as _utc
+from certs.clock import utcnow
+
 from .errors import (
     Conflict,
     InvalidCredentials,
@@ -83,16 +86,6 @@ KEY_KINDS: dict[Role, tuple[str, ...]] = {
     Role.AUDITOR: (),
     Role.ADMIN: (),
 }
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)

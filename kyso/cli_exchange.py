@@ -27,6 +27,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
+from certs.clock import utcnow
 from certs.keystore import SigningKey, open_key
 from certs.layout import PkiLayout
 from certs.pki import Pki
@@ -50,7 +51,7 @@ from exchange.client import (
 )
 from exchange.errors import ExchangeError
 from exchange.service import open_authenticator
-from exchange.store import ExchangeStore, utcnow
+from exchange.store import ExchangeStore
 from exchange.trust import trust_for_pki
 from signer import edxml, xades
 from signer.policy import ValidationPolicy

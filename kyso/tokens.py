@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from certs.clock import as_utc as _utc
+from certs.clock import utcnow
+
 from .errors import InvalidRequest, InvalidToken, NotFound, RateLimited
 
 metadata = sa.MetaData()
@@ -44,16 +47,6 @@ TOKEN_PREFIX = "kyso_"  # noqa: S105 - a prefix that secret scanners can recogni
 DEFAULT_RATE = 120
 MAX_TOKEN_LENGTH = 200
 _LAST_USED_EVERY = dt.timedelta(minutes=1)
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)
 
 
 def token_hash(token: str) -> str:
