@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import rates
+from . import rates, relay
 
 RESULTS = Path(__file__).parent / "results.md"
 KYSO = Path(sys.executable).parent / "kyso"
@@ -198,6 +198,7 @@ def main() -> None:
                 ("XML", lambda: rates.xml_rows(pki, sample_package())),
                 ("batch", lambda: rates.batch_rows(pki, sample, work)),
                 ("100 MiB PDF", lambda: big_pdf_rows(work, key, secret)),
+                ("exchange relay", lambda: relay.relay_rows(env, work, sample)),
             ]
             for title, section in sections:
                 print(f"… {title}", flush=True)
