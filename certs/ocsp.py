@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from asn1crypto import keys
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
@@ -38,16 +39,20 @@ class OcspResponder:
         """Return a DER OCSPResponse for a DER OCSPRequest."""
         if len(request_der) > MAX_REQUEST_BYTES:
             return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        now = utcnow()
         try:
             request = ocsp.load_der_ocsp_request(request_der)
             nonce = _nonce(request)
-            algorithm = request.hash_algorithm
-        except (ValueError, x509.UnsupportedGeneralNameType):
+            algorithm = request.hash_algorithm  # UnsupportedAlgorithm for an unknown OID
+            if request.serial_number < 0:
+                # No certificate has one, and cryptography cannot encode it in the answer.
+                raise ValueError("negative serial number")
+            # ValueError when the CertID's hashes do not have the algorithm's length.
+            status = self._status(request, algorithm, now)
+        except (ValueError, UnsupportedAlgorithm, x509.UnsupportedGeneralNameType):
+            # Found by tests/test_fuzz_http.py: each of these was a 500 before.
             return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
-        now = utcnow()
-        builder = self._status(request, algorithm, now).responder_id(
-            ocsp.OCSPResponderEncoding.HASH, self.responder_certificate
-        )
+        builder = status.responder_id(ocsp.OCSPResponderEncoding.HASH, self.responder_certificate)
         builder = builder.certificates([self.responder_certificate, self.ca_certificate])
         if nonce is not None:
             builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)

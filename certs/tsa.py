@@ -117,7 +117,9 @@ def parse_request(request_der: bytes) -> tsp.TimeStampReq:
         imprint = request["message_imprint"]
         algorithm = imprint["hash_algorithm"]["algorithm"].native
         digest = imprint["hashed_message"].native
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        # AttributeError: asn1crypto has no .native for some types it decodes (found by
+        # tests/test_fuzz_http.py, a 500 before).
         raise TimeStampRejected("bad_data_format", f"not a TimeStampReq: {exc}") from None
     if request["version"].native != "v1":
         raise TimeStampRejected("bad_request", "only version 1 requests are understood")

@@ -27,6 +27,7 @@ from asn1crypto import cms, core, ocsp, pem
 from asn1crypto import crl as asn1_crl
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pyhanko.sign.general import SigningError
 from pyhanko.sign.signers.pdf_cms import PdfCMSSignedAttributes
@@ -97,6 +98,44 @@ VN_TZ = dt.timezone(dt.timedelta(hours=7), "ICT")
 
 
 # --- Shared checks -------------------------------------------------------------------------
+
+# What checking a damaged token raises, besides certvalidator's verdicts: asn1crypto parses
+# lazily (ValueError, TypeError, KeyError wherever a bad field is first read), certvalidator
+# looks hash algorithms up by name (AttributeError for an OID it does not know), cryptography
+# refuses a damaged key (UnsupportedAlgorithm), asn1crypto recurses into nested DER.
+MALFORMED_DER: tuple[type[Exception], ...] = (
+    SignatureValidationError,
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    UnsupportedAlgorithm,
+    RecursionError,
+)
+
+
+def parse_certificate(der: bytes) -> x509.Certificate:
+    """A certificate from DER, read in full now by both parsers validation hands it to.
+
+    cryptography and asn1crypto both parse lazily and are not equally strict: a damaged
+    certificate that one of them loads would otherwise fail later, deep inside path
+    validation (a name that is not UTF-8, an extension that does not parse, a public key
+    cryptography refuses, trailing bytes asn1crypto ignores). Raises :class:`ValueError`.
+    """
+    try:
+        certificate = x509.load_der_x509_certificate(der)
+        certificate.subject.rfc4514_string()
+        certificate.issuer.rfc4514_string()
+        certificate.extensions  # noqa: B018
+        certificate.public_key()
+        parsed = asn1_x509.Certificate.load(der, strict=True)
+        parsed.native  # noqa: B018
+        # The normalized names certvalidator matches issuers by (RFC 4518 string prep).
+        parsed.subject.hashable  # noqa: B018
+        parsed.issuer.hashable  # noqa: B018
+    except (ValueError, TypeError, UnsupportedAlgorithm, RecursionError) as exc:
+        raise ValueError(f"malformed certificate ({exc})") from None
+    return certificate
 
 
 @dataclass
@@ -297,7 +336,7 @@ async def check_timestamp(
         status = TimestampSignatureStatus(
             **await validate_tst_signed_data(signed_data, policy.validation_context(), imprint)
         )
-    except (SignatureValidationError, ValueError, TypeError, KeyError) as exc:
+    except MALFORMED_DER as exc:
         return TimestampCheck(None, False, f"the timestamp token is malformed: {exc}")
     tsa = from_asn1(status.signing_cert)
     when = status.timestamp
@@ -393,15 +432,19 @@ def load_signed_data(signature: bytes) -> cms.SignedData:
             raise InvalidDocument(f"not a CMS signature: content type is {kind}")
         signed_data = info["content"]
         _parse_structure(signed_data)
+        encapsulated = signed_data["encap_content_info"]["content"] is not core.VOID
+        count = len(signed_data["signer_infos"])
     except InvalidDocument:
         raise
-    except (ValueError, TypeError, KeyError) as exc:
+    except RecursionError:  # asn1crypto parses nested DER recursively
+        raise InvalidDocument("not a CMS signature: DER nested too deeply") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        # AttributeError: asn1crypto has no .native for some types it decodes, such as REAL.
         raise InvalidDocument(f"not a CMS signature (DER or PEM): {exc}") from None
-    if signed_data["encap_content_info"]["content"] is not core.VOID:
+    if encapsulated:
         raise UnsupportedFormat(
             "the CMS signature encapsulates its content; Kyso verifies detached CAdES"
         )
-    count = len(signed_data["signer_infos"])
     if count != 1:
         raise UnsupportedFormat(f"the CMS signature has {count} signers; Kyso verifies one")
     assert isinstance(signed_data, cms.SignedData)
@@ -413,18 +456,26 @@ def _parse_structure(signed_data: cms.SignedData) -> None:
 
     Not ``.native`` on the whole: asn1crypto re-encodes everything it converts, which is slow
     on large signatures and must never touch the signed attributes' original bytes.
+
+    What validation reads is parsed in full, though: asn1crypto parses lazily, so a damaged
+    signed attribute, timestamp token or certificate would otherwise raise wherever it is
+    first touched, deep inside validation (found by tests/test_fuzz_verify.py).
     """
     for signer_info in signed_data["signer_infos"]:
-        signer_info["sid"].chosen  # noqa: B018
-        signer_info["digest_algorithm"]["algorithm"].native  # noqa: B018
-        signer_info["signature_algorithm"]["algorithm"].native  # noqa: B018
+        signer_info["sid"].native  # noqa: B018
+        signer_info["digest_algorithm"].native  # noqa: B018
+        signer_info["signature_algorithm"].native  # noqa: B018
         if not isinstance(signer_info["signed_attrs"], core.Void):
             for attribute in signer_info["signed_attrs"]:
-                attribute["type"].native  # noqa: B018
+                attribute.native  # noqa: B018 - small: content type, digest, time, certificate
+        if not isinstance(signer_info["unsigned_attrs"], core.Void):
+            for attribute in signer_info["unsigned_attrs"]:
+                if attribute["type"].native == "signature_time_stamp_token":
+                    attribute.native  # noqa: B018
         signer_info["signature"].native  # noqa: B018
     for certificate in signed_data["certificates"]:
         if isinstance(certificate.chosen, asn1_x509.Certificate):
-            certificate.chosen["tbs_certificate"]["serial_number"].native  # noqa: B018
+            parse_certificate(certificate.chosen.dump())
 
 
 def _check_algorithms(signer_info: cms.SignerInfo) -> tuple[str, str | None]:
@@ -576,6 +627,7 @@ __all__ = [
     "finish",
     "key_strength_problem",
     "load_signed_data",
+    "parse_certificate",
     "revocation_evidence",
     "sign_cms",
     "verify_cms",

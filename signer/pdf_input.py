@@ -1,16 +1,67 @@
-"""Checks on a PDF before anything else is done with it: readable, not encrypted, not empty."""
+"""Checks on a PDF before anything else is done with it: readable, not encrypted, not empty.
+
+Also the limits every PDF read for verification is held to (see :data:`VERIFY_DECODE_LIMITS`
+and :func:`_install_xref_row_check`): a hostile file must cost bounded time and memory.
+"""
 
 from __future__ import annotations
 
-from typing import BinaryIO
+import zlib
+from typing import Any, BinaryIO
 
-from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.decode_limits import (
+    DecodeLimits,
+    DecodePurpose,
+    DocumentDecodeBudget,
+    StreamDecodeLimits,
+)
+from pyhanko.pdf_utils.misc import PdfDecodeLimitError, PdfError, PdfReadError
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.xref import XRefBuilder
 
 from .errors import DocumentTooLarge, InvalidDocument
 
 PDF_MAGIC = b"%PDF-"
 MAX_PDF_BYTES = 512 * 1024 * 1024
+MIB = 1024 * 1024
+
+# What pyHanko raises on malformed input besides PdfError: it checks object types with
+# ``assert`` (AssertionError), calls stream methods on whatever a damaged reference resolves
+# to (AttributeError), indexes dictionaries and arrays directly (KeyError, IndexError),
+# converts numbers and text (ValueError, TypeError; ArithmeticError: OverflowError for a
+# 20-digit offset, decimal.InvalidOperation for a real written "1..2"), inflates with zlib
+# (zlib.error), refuses unsupported filters and predictors (NotImplementedError) and parses
+# nested arrays, dictionaries and reference chains recursively (RecursionError: an object
+# nested 100 000 levels deep, or one that refers to itself). Found by tests/test_fuzz_verify.py
+# and tests/test_pdf_bombs.py. A damaged document is an input error or a verdict, never a crash.
+MALFORMED_PDF_ERRORS: tuple[type[Exception], ...] = (
+    PdfError,
+    ValueError,
+    TypeError,
+    LookupError,
+    AttributeError,
+    AssertionError,
+    ArithmeticError,
+    NotImplementedError,
+    RecursionError,
+    zlib.error,
+)
+
+# Verification inflates only what it needs: cross-reference and object streams, the DSS
+# answers, and XMP metadata that a later revision changed (never page content: revisions are
+# compared on their encoded bytes). pyHanko's defaults for untrusted input let one stream
+# inflate to 256 MiB; a verifier needs far less, and a deflate bomb (1 GiB of zeros in a
+# 1 MiB stream) must stop early: 64 MiB per stream, 128 MiB in all for a small file.
+VERIFY_DECODE_LIMITS = DecodeLimits(
+    per_stream=StreamDecodeLimits(max_output_size=64 * MIB),
+    document_budget=DocumentDecodeBudget(base_allowance=128 * MIB, max_ratio=20),
+)
+
+# ISO 32000-1 Annex C: at most 8 388 607 indirect objects in a PDF file.
+MAX_PDF_OBJECTS = 8_388_607
+# A real file spends far more than 16 bytes on each object its cross-reference streams list.
+MIN_BYTES_PER_XREF_ROW = 16
 
 
 def check_pdf_stream(stream: BinaryIO, name: str, max_bytes: int = MAX_PDF_BYTES) -> int:
@@ -36,14 +87,100 @@ def looks_like_pdf(head: bytes) -> bool:
     return PDF_MAGIC in head[:1024]
 
 
+def unreadable_reason(exc: BaseException) -> str:
+    """What to tell a user about one of :data:`MALFORMED_PDF_ERRORS`."""
+    if isinstance(exc, RecursionError):
+        return "objects are nested too deeply or refer to themselves"
+    if isinstance(exc, PdfDecodeLimitError):
+        return f"a compressed stream inflates beyond the limit ({exc})"
+    return str(exc) or f"malformed structure ({type(exc).__name__})"
+
+
+def read_pdf(
+    stream: BinaryIO, name: str, limits: DecodeLimits = VERIFY_DECODE_LIMITS
+) -> PdfFileReader:
+    """A lenient reader over ``stream`` with bounded decoding, checked by :func:`open_pdf`.
+
+    Raises :class:`InvalidDocument` for anything that is not a readable, unencrypted PDF.
+    """
+    try:
+        reader = PdfFileReader(stream, strict=False, decode_limits=limits)
+    except MALFORMED_PDF_ERRORS as exc:
+        raise InvalidDocument(f"{name} is not a readable PDF: {unreadable_reason(exc)}") from None
+    # Read leniently, a cross-reference section's /Size is not used, so nonsense there costs
+    # nothing; it is still nonsense, and a sign of a crafted file: refuse it by name.
+    for revision in range(reader.xrefs.total_revisions):
+        size = reader.xrefs.get_xref_container_info(revision).size
+        if not 0 < size <= MAX_PDF_OBJECTS:
+            raise InvalidDocument(
+                f"{name} is not a readable PDF: revision {revision + 1} declares /Size {size} "
+                f"(a PDF holds 1 to {MAX_PDF_OBJECTS} objects)"
+            )
+    return open_pdf(reader, name)
+
+
 def open_pdf(reader: PdfFileReader, name: str) -> PdfFileReader:
     """Raise :class:`InvalidDocument` unless ``reader`` holds a usable, unencrypted PDF."""
     try:
         if reader.encrypted:
             raise InvalidDocument(f"{name} is encrypted: remove the password before signing")
         pages = int(reader.root["/Pages"]["/Count"])
-    except (PdfError, KeyError, TypeError, ValueError) as exc:
-        raise InvalidDocument(f"{name} is not a readable PDF: {exc}") from None
+    except MALFORMED_PDF_ERRORS as exc:
+        raise InvalidDocument(f"{name} is not a readable PDF: {unreadable_reason(exc)}") from None
     if pages < 1:
         raise InvalidDocument(f"{name} has no pages")
     return reader
+
+
+def _declared_xref_rows(xrefstream: generic.StreamObject) -> tuple[int, int]:
+    """(rows, bytes per row) that a cross-reference stream's /Index (or /Size) and /W declare."""
+    widths = xrefstream["/W"]
+    index = xrefstream["/Index"] if "/Index" in xrefstream else [0, xrefstream["/Size"]]
+    if not isinstance(widths, list) or not isinstance(index, list):
+        raise PdfReadError("cross-reference stream without a valid /W or /Index")
+    width = sum(max(0, int(w)) for w in widths)
+    rows = sum(max(0, int(count)) for count in list(index)[1::2])
+    return rows, width
+
+
+def _install_xref_row_check() -> None:
+    """Make pyHanko refuse cross-reference streams that list rows they do not hold.
+
+    Reading leniently (``strict=False``, as every Kyso reader does), pyHanko 0.38 makes up a
+    default entry for each row a cross-reference stream declares beyond its data: a 75 KB
+    file whose last revision says ``/Index [0 1099511627775]`` keeps it looping and
+    allocating until the machine runs out of memory. The check runs where pyHanko reads each
+    cross-reference stream, before its rows are parsed, so it covers every reader in the
+    process (verification, signing, the web preview): rows must fit in the decoded data,
+    number at most :data:`MAX_PDF_OBJECTS`, and, over all revisions, at most one per
+    :data:`MIN_BYTES_PER_XREF_ROW` bytes of the file.
+    """
+    original = XRefBuilder._read_xref_stream_object
+    if getattr(original, "_kyso_checked", False):
+        return
+
+    def read_checked(self: XRefBuilder) -> Any:
+        ref, xrefstream = original(self)
+        rows, width = _declared_xref_rows(xrefstream)
+        position = self.stream.tell()
+        file_size = self.stream.seek(0, 2)
+        self.stream.seek(position)
+        total = getattr(self, "_kyso_xref_rows", 0) + rows
+        if rows and not width:
+            raise PdfReadError("cross-reference stream with rows of zero bytes (/W)")
+        if rows > MAX_PDF_OBJECTS or total > max(1024, file_size // MIN_BYTES_PER_XREF_ROW):
+            raise PdfReadError(f"cross-reference streams declare {total} objects, too many")
+        data = xrefstream.read_data(DecodePurpose.XREF_STREAM, expected_size=rows * (width + 1))
+        if rows * width > len(data):
+            raise PdfReadError(
+                f"cross-reference stream declares {rows} rows of {width} bytes "
+                f"but holds {len(data)} bytes"
+            )
+        self._kyso_xref_rows = total  # type: ignore[attr-defined]
+        return ref, xrefstream
+
+    read_checked._kyso_checked = True  # type: ignore[attr-defined]
+    XRefBuilder._read_xref_stream_object = read_checked  # type: ignore[method-assign]
+
+
+_install_xref_row_check()

@@ -16,7 +16,10 @@ from typing import BinaryIO
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
-from pyhanko.pdf_utils.misc import PdfError
+from cryptography.exceptions import UnsupportedAlgorithm
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.decode_limits import DecodePurpose
+from pyhanko.pdf_utils.misc import PdfReadError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import (
     DEFAULT_DIFF_POLICY,
@@ -25,7 +28,6 @@ from pyhanko.sign.diff_analysis import (
 )
 from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.validation import (
-    DocumentSecurityStore,
     EmbeddedPdfSignature,
     async_validate_pdf_signature,
     async_validate_pdf_timestamp,
@@ -44,7 +46,7 @@ from certs.keystore import from_asn1
 from .errors import InvalidDocument
 from .explain import with_explanation
 from .levels import Level
-from .pdf_input import check_pdf_stream, open_pdf
+from .pdf_input import MALFORMED_PDF_ERRORS, check_pdf_stream, read_pdf, unreadable_reason
 from .policy import ValidationPolicy
 from .report import (
     CertificateInfo,
@@ -73,19 +75,68 @@ _CHANGE_TEXT = {
 }
 
 
+# Besides the PDF parser's errors (MALFORMED_PDF_ERRORS): what signature validation raises
+# on a damaged CMS or certificate. asn1crypto parses DER lazily, so a bad byte surfaces as a
+# ValueError wherever a field is first read; cryptography refuses a damaged public key with
+# UnsupportedAlgorithm. Each is a FORMAT_FAILURE of the one signature it happens in.
+_MALFORMED: tuple[type[Exception], ...] = (
+    *MALFORMED_PDF_ERRORS,
+    SignatureValidationError,
+    UnsupportedAlgorithm,
+)
+_NO_PATH: tuple[type[Exception], ...] = (PathValidationError, PathBuildingError, *_MALFORMED)
+
+
 class _Evidence:
-    """Revocation answers found in the document (DSS), to report where evidence came from."""
+    """Revocation answers found in the document (DSS), to report where evidence came from.
+
+    The DSS sits in a revision no signature covers, so it may hold anything: every answer is
+    parsed in full here (``.native``), with the stream limits of its kind (4 MiB for an OCSP
+    response), and a DSS with anything damaged or oversized in it is ignored as a whole and
+    named in the report, rather than failing later inside path validation. Its certificates
+    are not read: each signature carries its own.
+    """
 
     def __init__(self, reader: PdfFileReader) -> None:
         self.ocsps: list[asn1_ocsp.OCSPResponse] = []
         self.crls: list[asn1_crl.CertificateList] = []
+        self.problem: str | None = None
         try:
-            dss = DocumentSecurityStore.read_dss(reader)
-        except (KeyError, PdfError, ValueError, TypeError):
+            if "/DSS" not in reader.root:
+                return
+            dss = reader.root["/DSS"]
+            ocsps = [
+                asn1_ocsp.OCSPResponse.load(data, strict=True)
+                for data in _dss_streams(dss, "/OCSPs", DecodePurpose.OCSP_RESPONSE)
+            ]
+            crls = [
+                asn1_crl.CertificateList.load(data, strict=True)
+                for data in _dss_streams(dss, "/CRLs", DecodePurpose.CRL)
+            ]
+            for answer in (*ocsps, *crls):
+                answer.native  # noqa: B018 - parse every field now
+        except _MALFORMED as exc:
+            self.problem = (
+                "the document security store (DSS) is damaged and was ignored: "
+                f"{unreadable_reason(exc)}"
+            )
             return
-        context = dss.as_validation_context({})
-        self.ocsps = list(context.ocsps)
-        self.crls = list(context.crls)
+        self.ocsps, self.crls = ocsps, crls
+
+
+def _dss_streams(dss: object, key: str, purpose: DecodePurpose) -> list[bytes]:
+    if not isinstance(dss, generic.DictionaryObject):
+        raise PdfReadError("/DSS is not a dictionary")
+    entries = dss.get(key, generic.ArrayObject())
+    if not isinstance(entries, generic.ArrayObject):
+        raise PdfReadError(f"{key} in the DSS is not an array")
+    found = []
+    for reference in entries:
+        entry = reference.get_object()
+        if not isinstance(entry, generic.StreamObject):
+            raise PdfReadError(f"{key} in the DSS holds a {type(entry).__name__}, not a stream")
+        found.append(entry.read_data(purpose))
+    return found
 
 
 def verify_pdf(source: Path | BinaryIO, policy: ValidationPolicy, name: str = "") -> Report:
@@ -105,12 +156,11 @@ def _verify_stream(stream: BinaryIO, policy: ValidationPolicy, name: str) -> Rep
     size = check_pdf_stream(stream, name)
     digest = _digest(stream)
     stream.seek(0)
+    reader = read_pdf(stream, name)
     try:
-        reader = PdfFileReader(stream, strict=False)
-        open_pdf(reader, name)
         signatures, timestamps, unreadable = _collect(reader)
-    except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise InvalidDocument(f"{name} is not a readable PDF: {exc}") from None
+    except _MALFORMED as exc:
+        raise InvalidDocument(f"{name} is not a readable PDF: {unreadable_reason(exc)}") from None
     report = Report(name, digest, "PDF", policy.moment)
     report.signatures.extend(unreadable)
     if not (signatures or unreadable):
@@ -121,6 +171,8 @@ def _verify_stream(stream: BinaryIO, policy: ValidationPolicy, name: str) -> Rep
             f"{trailing} bytes after the last revision belong to no revision and no signature"
         )
     evidence = _Evidence(reader)
+    if evidence.problem:
+        report.problems.append(evidence.problem)
     lta_times = _document_timestamp_times(timestamps, policy, evidence, report)
     for signature in signatures:
         result = _verify_one(reader, signature, policy, evidence, lta_times)
@@ -151,11 +203,6 @@ def _unsigned_tail(reader: PdfFileReader, stream: BinaryIO, size: int) -> int:
     return len(tail[eof + len(b"%%EOF") :].strip(_PDF_WHITESPACE))
 
 
-_PARSE_ERRORS = (
-    SignatureValidationError, PdfError, ValueError, KeyError, TypeError, IndexError,
-)  # fmt: skip
-
-
 def _collect(
     reader: PdfFileReader,
 ) -> tuple[list[EmbeddedPdfSignature], list[EmbeddedPdfSignature], list[SignatureReport]]:
@@ -172,11 +219,11 @@ def _collect(
             embedded = EmbeddedPdfSignature(reader, sig_field, fq_name)
             embedded.signed_revision  # noqa: B018 - parses /ByteRange against the file
             kind = embedded.sig_object_type
-        except _PARSE_ERRORS as exc:
+        except _MALFORMED as exc:
             failed = SignatureReport(
                 "PAdES", str(fq_name), Indication.TOTAL_FAILED, SubIndication.FORMAT_FAILURE
             )
-            failed.details.append(f"the signature cannot be parsed: {exc}")
+            failed.details.append(f"the signature cannot be parsed: {unreadable_reason(exc)}")
             unreadable.append(with_explanation(failed))
             continue
         (timestamps if kind == "/DocTimeStamp" else signatures).append(embedded)
@@ -210,8 +257,10 @@ def _document_timestamp_times(
                     timestamp, validation_context=_context(policy, evidence)
                 )
             )
-        except (SignatureValidationError, PdfError, ValueError) as exc:
-            report.problems.append(f"document timestamp {timestamp.field_name}: {exc}")
+        except _MALFORMED as exc:
+            report.problems.append(
+                f"document timestamp {timestamp.field_name}: {unreadable_reason(exc)}"
+            )
             continue
         if status.intact and status.valid and status.coverage is not SignatureCoverageLevel.UNCLEAR:
             times.append(status.timestamp)
@@ -230,10 +279,10 @@ def _verify_one(
     result = SignatureReport("PAdES", str(signature.field_name), Indication.INDETERMINATE)
     try:
         result.signer = CertificateInfo.of(from_asn1(signature.signer_cert))
-    except (ValueError, TypeError, AttributeError):
+    except _MALFORMED:
         result.signer = None
-    context = _context(policy, evidence)
     try:
+        context = _context(policy, evidence)
         status = asyncio.run(
             async_validate_pdf_signature(
                 signature,
@@ -242,12 +291,13 @@ def _verify_one(
                 diff_policy=DEFAULT_DIFF_POLICY,
             )
         )
-    except (SignatureValidationError, PdfError, ValueError, TypeError, KeyError) as exc:
+        # Reads the certificates and answers validation used; asn1crypto parses them lazily.
+        _fill_from_status(result, status, signature, evidence, context, lta_times)
+    except _MALFORMED as exc:
         result.sub_indication = SubIndication.FORMAT_FAILURE
         result.indication = indication_for(result.sub_indication)
-        result.details.append(f"the signature could not be processed: {exc}")
+        result.details.append(f"the signature could not be processed: {unreadable_reason(exc)}")
         return with_explanation(result)
-    _fill_from_status(result, status, signature, evidence, context, lta_times)
     result.changes = _changes(reader, signature)
     return with_explanation(result)
 
@@ -338,7 +388,7 @@ def _lacks_revinfo(status: PdfSignatureStatus, context: ValidationContext) -> bo
         asyncio.run(validator.async_validate_path())
     except InsufficientRevinfoError:
         return True
-    except (PathValidationError, PathBuildingError, ValueError):
+    except _NO_PATH:
         return False
     return False
 
@@ -406,8 +456,9 @@ def _changes(reader: PdfFileReader, signature: EmbeddedPdfSignature) -> list[Cha
         except SuspiciousModification as exc:
             changes.append(Change(revision, False, f"disallowed change: {exc}"))
             continue
-        except (PdfError, ValueError, KeyError) as exc:
-            changes.append(Change(revision, False, f"revision could not be analysed: {exc}"))
+        except _MALFORMED as exc:
+            reason = unreadable_reason(exc)
+            changes.append(Change(revision, False, f"revision could not be analysed: {reason}"))
             continue
         level = diff.modification_level
         text = _CHANGE_TEXT[level]

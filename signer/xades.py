@@ -58,6 +58,7 @@ from .cades import (
     check_timestamp,
     finish,
     key_strength_problem,
+    parse_certificate,
 )
 from .errors import InvalidDocument, SigningFailed, UnsupportedFormat
 from .levels import check_basic_level
@@ -403,7 +404,8 @@ def _key_info_certificates(signature: Any) -> list[x509.Certificate]:
     found = []
     for element in signature.findall(f"{ds('KeyInfo')}/{ds('X509Data')}/{ds('X509Certificate')}"):
         try:
-            found.append(x509.load_der_x509_certificate(_b64(element.text, "a certificate")))
+            # Parsed in full now: a damaged name or extension must not fail path validation.
+            found.append(parse_certificate(_b64(element.text, "a certificate")))
         except ValueError:
             raise _Malformed("ds:X509Certificate does not hold a certificate") from None
     return found
