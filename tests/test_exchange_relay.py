@@ -70,7 +70,9 @@ def relay(kyso_env: KysoEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         KYSO_EXCHANGE_MAX_BYTES=str(MAX_BYTES),
         KYSO_PUSH_BASE_DELAY="0.05",
         KYSO_PUSH_MAX_DELAY="0.2",
-        KYSO_DEAD_LETTER_AFTER="1.5",
+        # Long enough that a busy CI machine still gets the third push attempt in before the
+        # delivery is given up (it was 1.5 s, and two failures plus a slow retry overran it).
+        KYSO_DEAD_LETTER_AFTER="5",
         KYSO_AUDIT_CHECKPOINT_EVERY="1",
     )
     yield from running_relay(env)
@@ -684,6 +686,7 @@ def test_push_delivery_with_backoff_then_dead_letters(relay: Relay, endpoint: st
         calls = wait_for(
             lambda: len(_Endpoint.calls.get("/ok", [])) >= 3 and _Endpoint.calls["/ok"]
         )
+        assert calls, f"push attempts seen: {len(_Endpoint.calls.get('/ok', []))} of 3"
         assert len(calls) == 3  # two failures, then 2xx: no more attempts
         headers, body = calls[-1]
         item = json.loads(body)
