@@ -31,10 +31,12 @@ MIB = 1024 * 1024
 # to (AttributeError), indexes dictionaries and arrays directly (KeyError, IndexError),
 # converts numbers and text (ValueError, TypeError; ArithmeticError: OverflowError for a
 # 20-digit offset, decimal.InvalidOperation for a real written "1..2"), inflates with zlib
-# (zlib.error), refuses unsupported filters and predictors (NotImplementedError) and parses
-# nested arrays, dictionaries and reference chains recursively (RecursionError: an object
-# nested 100 000 levels deep, or one that refers to itself). Found by tests/test_fuzz_verify.py
-# and tests/test_pdf_bombs.py. A damaged document is an input error or a verdict, never a crash.
+# (zlib.error), seeks before the start of a file when it corrects a damaged startxref
+# (OSError from a file, ValueError from memory), refuses unsupported filters and predictors
+# (NotImplementedError) and parses nested arrays, dictionaries and reference chains
+# recursively (RecursionError: objects nested 100 000 deep, an object that refers to itself).
+# Found by tests/test_fuzz_verify.py and tests/test_pdf_bombs.py. A damaged document gets an
+# input error or a verdict, never a crash.
 MALFORMED_PDF_ERRORS: tuple[type[Exception], ...] = (
     PdfError,
     ValueError,
@@ -43,6 +45,7 @@ MALFORMED_PDF_ERRORS: tuple[type[Exception], ...] = (
     AttributeError,
     AssertionError,
     ArithmeticError,
+    OSError,
     NotImplementedError,
     RecursionError,
     zlib.error,

@@ -133,13 +133,21 @@ class _C14n:
     prefixes: tuple[str, ...] = ()
 
     def apply(self, node: Any) -> bytes:
-        data: bytes = etree.tostring(
-            node,
-            method="c14n",
-            exclusive=self.exclusive,
-            with_comments=False,
-            inclusive_ns_prefixes=list(self.prefixes) or None,
-        )
+        try:
+            data: bytes = etree.tostring(
+                node,
+                method="c14n",
+                exclusive=self.exclusive,
+                with_comments=False,
+                inclusive_ns_prefixes=list(self.prefixes) or None,
+            )
+        except etree.C14NError:
+            # libxml2 refuses to canonicalize a relative namespace URI (xmlns="kyso"), as
+            # C14N 1.0 allows; without canonical bytes nothing can be signed or verified.
+            # Found by tests/test_fuzz_verify.py (an uncaught C14NError before).
+            raise InvalidDocument(
+                "the XML cannot be canonicalized (C14N): namespace URIs must be absolute"
+            ) from None
         return data
 
 

@@ -3,7 +3,8 @@ real documents, aimed half of the time at the tokens their parsers care about.
 
 Every fuzz test runs derandomized (the same examples on every run and machine, no example
 database) with a bounded number of examples; ``KYSO_FUZZ_SCALE=20 pytest tests/test_fuzz_*``
-multiplies the examples for a long local run.
+multiplies the examples for a long local run, and ``KYSO_FUZZ_RANDOM=1`` draws new ones each
+run (a failure prints the ``@reproduce_failure`` line to replay it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 SCALE = max(1, int(os.environ.get("KYSO_FUZZ_SCALE", "1")))
+RANDOM = os.environ.get("KYSO_FUZZ_RANDOM", "") not in ("", "0")
 
 PDF_TOKENS = (
     b"obj", b"endobj", b"stream", b"endstream", b"xref", b"trailer", b"startxref", b"%%EOF",
@@ -44,8 +46,9 @@ def fuzz_settings(examples: int) -> settings:
     return settings(
         max_examples=examples * SCALE,
         deadline=timedelta(seconds=5),
-        derandomize=True,
+        derandomize=not RANDOM,
         database=None,
+        print_blob=RANDOM,
         suppress_health_check=[
             HealthCheck.too_slow,
             HealthCheck.data_too_large,

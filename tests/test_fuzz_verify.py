@@ -18,6 +18,7 @@ import io
 import re
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from asn1crypto import cms, core
@@ -163,20 +164,31 @@ def outcome_of(function, *args) -> Report | SignerError:  # type: ignore[no-unty
 # --- Fuzzing -------------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where mutated files are written: files, not BytesIO, are what the CLI and API verify
+    (they fail differently, e.g. a seek before offset 0 is an OSError only for a file)."""
+    return tmp_path_factory.mktemp("mutated")
+
+
+def verify_pdf_file(scratch: Path, data: bytes, policy: ValidationPolicy) -> Report | SignerError:
+    path = scratch / "fuzz.pdf"
+    path.write_bytes(data)
+    return outcome_of(verify_pdf, path, policy)
+
+
 @given(data=st.data())
 @fuzz_settings(400)
-def test_fuzz_verify_pdf_lta(samples: Samples, data: st.DataObject) -> None:
+def test_fuzz_verify_pdf_lta(samples: Samples, scratch: Path, data: st.DataObject) -> None:
     mutated = data.draw(mutations(samples.pdf_lta, PDF_TOKENS))
-    outcome = outcome_of(verify_pdf, io.BytesIO(mutated), samples.offline, "fuzz.pdf")
-    check_pdf(samples.pdf_lta, mutated, outcome)
+    check_pdf(samples.pdf_lta, mutated, verify_pdf_file(scratch, mutated, samples.offline))
 
 
 @given(data=st.data())
 @fuzz_settings(400)
-def test_fuzz_verify_pdf_object_streams(samples: Samples, data: st.DataObject) -> None:
+def test_fuzz_verify_pdf_object_streams(samples: Samples, scratch: Path, data: st.DataObject):
     mutated = data.draw(mutations(samples.pdf_objstm, PDF_TOKENS))
-    outcome = outcome_of(verify_pdf, io.BytesIO(mutated), samples.offline, "fuzz.pdf")
-    check_pdf(samples.pdf_objstm, mutated, outcome)
+    check_pdf(samples.pdf_objstm, mutated, verify_pdf_file(scratch, mutated, samples.offline))
 
 
 @pytest.fixture(scope="module")
@@ -261,9 +273,7 @@ def test_fuzz_verify_cms(samples: Samples, data: st.DataObject) -> None:
 
 @given(data=st.data())
 @fuzz_settings(150)
-def test_fuzz_the_one_entry_point(
-    samples: Samples, tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
-) -> None:
+def test_fuzz_the_one_entry_point(samples: Samples, scratch: Path, data: st.DataObject) -> None:
     """signer.verify.verify: format detection on mutated heads, then the right verifier."""
     kind = data.draw(st.sampled_from(["pdf", "xml", "cms"]))
     original, tokens = {
@@ -272,9 +282,7 @@ def test_fuzz_the_one_entry_point(
         "cms": (samples.cms, DER_TOKENS),
     }[kind]
     mutated = data.draw(mutations(original, tokens))
-    folder = tmp_path_factory.getbasetemp() / "entry-point"
-    folder.mkdir(exist_ok=True)
-    document, content = folder / f"document.{kind}", folder / "phu-luc.txt"
+    document, content = scratch / f"document.{kind}", scratch / "phu-luc.txt"
     document.write_bytes(mutated)
     content.write_bytes(ATTACHMENT)
     policy = samples.offline if kind == "pdf" else samples.online
@@ -322,6 +330,16 @@ def test_startxref_beyond_any_file_is_invalid(samples: Samples) -> None:
     broken = samples.pdf_lta[: last.start(1)] + b"9" * 20 + samples.pdf_lta[last.end(1) :]
     with pytest.raises(InvalidDocument, match="not a readable PDF"):
         verify_offline(samples, broken)
+
+
+def test_startxref_zero_in_a_file_is_invalid(samples: Samples, tmp_path: Path) -> None:
+    # pyHanko's startxref correction seeks 11 bytes back from offset 1: a file (unlike
+    # BytesIO) raises OSError for that, and files are what the CLI and the API verify.
+    last = list(re.finditer(rb"startxref\s+(\d+)", samples.pdf_lta))[-1]
+    path = tmp_path / "startxref-0.pdf"
+    path.write_bytes(samples.pdf_lta[: last.start(1)] + b"0" + samples.pdf_lta[last.end(1) :])
+    with pytest.raises(InvalidDocument, match="not a readable PDF"):
+        verify(path, samples.offline)
 
 
 def test_signature_value_that_is_not_a_dictionary_is_a_format_failure(samples: Samples):
@@ -460,3 +478,12 @@ def test_xades_intermediate_certificate_with_a_bad_name_is_a_format_failure(samp
     [signature] = report.signatures
     assert signature.sub_indication is SubIndication.FORMAT_FAILURE
     assert "does not hold a certificate" in signature.details[0]
+
+
+@pytest.mark.parametrize("namespace", [b"kyso", b"urn?kyso:test"])
+def test_xml_with_a_relative_namespace_uri_is_invalid(samples: Samples, namespace: bytes):
+    # libxml2's C14N refuses relative namespace URIs: an uncaught C14NError before.
+    broken = samples.xml.replace(b'xmlns="urn:kyso:test"', b'xmlns="' + namespace + b'"', 1)
+    assert broken != samples.xml
+    with pytest.raises(InvalidDocument, match="cannot be canonicalized"):
+        xades.verify_xml(broken, samples.online)
