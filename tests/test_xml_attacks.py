@@ -26,6 +26,7 @@ from signer import edxml, safexml, xades
 from signer.errors import DocumentTooLarge, HostileXml, InvalidDocument, UnsupportedFormat
 from signer.report import Indication, SubIndication
 
+from .bounds import bounded
 from .conftest import PASSPHRASE, KysoEnv
 from .test_xml_signing import SEAL, policy, sample_package, sample_status, sign, xmlsec1
 
@@ -47,7 +48,8 @@ def signed_package(kyso_env: KysoEnv) -> bytes:
 
 
 def verdict(env: KysoEnv, data: bytes):
-    report = xades.verify_xml(data, policy(env, offline=True))
+    with bounded("XML verification"):  # the time and memory bounds of every attack
+        report = xades.verify_xml(data, policy(env, offline=True))
     [signature] = report.signatures
     return report, signature
 
@@ -411,7 +413,7 @@ def test_hostile_xml_is_refused_with_its_reason_and_no_connection(
 ) -> None:
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     data, error, reason = hostile(url)[case]
-    with pytest.raises(error, match=reason):
+    with pytest.raises(error, match=reason), bounded(case):
         xades.verify_xml(data, policy(kyso_env))
     with pytest.raises(error, match=reason):
         edxml.parse_package(data)
