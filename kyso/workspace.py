@@ -18,12 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.misc import PdfError
-from pyhanko.pdf_utils.reader import PdfFileReader
-
 from signer.errors import DocumentTooLarge, InvalidDocument, UnsupportedFormat
-from signer.pdf_input import check_pdf_stream, open_pdf
+from signer.pdf_input import check_pdf_stream, page_count, page_geometry, read_pdf
 
 from .accounts import Account
 from .errors import NotFound
@@ -84,48 +80,16 @@ class Upload:
         }
 
 
-def _number(value: object) -> float:
-    return float(value)  # type: ignore[arg-type]
-
-
-def _inherited(page: generic.DictionaryObject, key: str) -> Any:
-    node: Any = page
-    for _ in range(64):
-        if node is None:
-            return None
-        if key in node:
-            return node[key]
-        parent = node.get("/Parent")
-        node = parent.get_object() if parent is not None else None
-    return None
-
-
 def page_boxes(path: Path) -> tuple[PageBox, ...]:
-    """The crop box and rotation of every page (at most :data:`MAX_PAGES_LISTED`)."""
-    try:
-        with path.open("rb") as stream:
-            check_pdf_stream(stream, path.name)
-            reader = open_pdf(PdfFileReader(stream, strict=False), path.name)
-            count = min(int(reader.root["/Pages"]["/Count"]), MAX_PAGES_LISTED)
-            boxes = []
-            for index in range(count):
-                page_ref, _ = reader.find_page_for_modification(index)
-                page = page_ref.get_object()
-                media = [_number(v) for v in _inherited(page, "/MediaBox")]
-                crop_entry = _inherited(page, "/CropBox")
-                crop = [_number(v) for v in crop_entry] if crop_entry is not None else media
-                x1 = max(min(media[0], media[2]), min(crop[0], crop[2]))
-                y1 = max(min(media[1], media[3]), min(crop[1], crop[3]))
-                x2 = min(max(media[0], media[2]), max(crop[0], crop[2]))
-                y2 = min(max(media[1], media[3]), max(crop[1], crop[3]))
-                rotate_entry = _inherited(page, "/Rotate")
-                rotate = int(rotate_entry) % 360 if isinstance(rotate_entry, int) else 0
-                boxes.append(PageBox(x1, y1, x2, y2, rotate))
-    except (PdfError, KeyError, TypeError, ValueError, IndexError) as exc:
-        raise InvalidDocument(f"{path.name} is not a readable PDF: {exc}") from None
-    if not boxes:
+    """The visible area and rotation of every page (at most :data:`MAX_PAGES_LISTED`)."""
+    with path.open("rb") as stream:
+        check_pdf_stream(stream, path.name)
+        reader = read_pdf(stream, path.name)
+        count = min(page_count(reader), MAX_PAGES_LISTED)
+        pages = [page_geometry(reader, index) for index in range(count)]
+    if not pages:
         raise InvalidDocument(f"{path.name} has no pages")
-    return tuple(boxes)
+    return tuple(PageBox(*page.box, page.rotate) for page in pages)
 
 
 class Workspace:

@@ -29,7 +29,7 @@ from certs.keystore import SigningKey
 
 from .errors import InvalidDocument, SigningFailed
 from .levels import Level
-from .pdf_input import check_pdf_stream, open_pdf
+from .pdf_input import check_pdf_stream, read_pdf
 from .policy import ValidationPolicy
 from .report import CertificateInfo
 from .stamp_style import Appearance
@@ -209,8 +209,9 @@ def _sign_once(
     reservation: int,
 ) -> SignedRevision:
     try:
-        writer = IncrementalPdfFileWriter(source, strict=False)
-        open_pdf(writer.prev, name)
+        # The same bounded, checked reader as verification: a hostile file must not cost
+        # unbounded memory at signing time either.
+        writer = IncrementalPdfFileWriter.from_reader(read_pdf(source, name))
         field_name = options.field_name or _next_field_name(writer)
         signing_time = dt.datetime.now(dt.UTC)
         if options.stamp is not None:

@@ -7,6 +7,7 @@ and :func:`_install_xref_row_check`): a hostile file must cost bounded time and 
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from pyhanko.pdf_utils import generic
@@ -187,3 +188,62 @@ def _install_xref_row_check() -> None:
 
 
 _install_xref_row_check()
+
+
+Rect = tuple[float, float, float, float]  # x1, y1, x2, y2, normalised (x1 < x2, y1 < y2)
+
+
+@dataclass(frozen=True)
+class PageGeometry:
+    """What a page shows: its crop box clipped to its media box, and its rotation."""
+
+    box: Rect
+    rotate: int
+
+
+def rect_of(value: object) -> Rect:
+    """A PDF rectangle (four numbers, any corner order) as (x1, y1, x2, y2)."""
+    x1, y1, x2, y2 = (float(v) for v in value)  # type: ignore[attr-defined]
+    return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
+
+
+def _intersect(a: Rect, b: Rect) -> Rect:
+    return max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+
+
+def page_count(reader: PdfFileReader) -> int:
+    try:
+        return int(reader.root["/Pages"]["/Count"])
+    except MALFORMED_PDF_ERRORS as exc:
+        raise InvalidDocument(f"cannot read the page tree: {exc}") from None
+
+
+def page_geometry(reader: PdfFileReader, index: int) -> PageGeometry:
+    """The visible area and rotation of page ``index`` (0-based), inherited attributes included.
+
+    Raises :class:`InvalidDocument` if the page does not exist or has no usable /MediaBox.
+    """
+    count = page_count(reader)
+    if not 0 <= index < count:
+        raise InvalidDocument(f"page {index + 1} does not exist: the document has {count} page(s)")
+    try:
+        page = reader.find_page_for_modification(index)[0].get_object()
+        media = rect_of(_inherited(page, "/MediaBox"))
+        crop = _inherited(page, "/CropBox")
+        box = media if crop is None else _intersect(media, rect_of(crop))
+        rotate = _inherited(page, "/Rotate")
+    except MALFORMED_PDF_ERRORS as exc:
+        raise InvalidDocument(f"page {index + 1} has no usable /MediaBox: {exc}") from None
+    return PageGeometry(box, int(rotate) % 360 if isinstance(rotate, int) else 0)
+
+
+def _inherited(page: generic.DictionaryObject, key: str) -> generic.PdfObject | None:
+    node: generic.DictionaryObject | None = page
+    for _ in range(64):  # page trees are shallow; this bounds a cyclic /Parent chain
+        if node is None:
+            return None
+        if key in node:
+            return node[key]
+        parent = node.get("/Parent")
+        node = parent.get_object() if parent is not None else None
+    return None

@@ -26,8 +26,7 @@ from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.stamp import BaseStampStyle, TextStamp, TextStampStyle
 
 from .errors import SigningFailed
-
-Rect = tuple[float, float, float, float]  # x1, y1, x2, y2
+from .pdf_input import Rect
 
 VIETNAM = dt.timezone(dt.timedelta(hours=7), "ICT")
 # The format pyHanko uses for ``ts``: lossless to the second and parseable back.

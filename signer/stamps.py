@@ -37,7 +37,9 @@ from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields
 
+from .errors import InvalidDocument
 from .fonts import StampFont, stamp_font
+from .pdf_input import page_geometry, read_pdf, rect_of
 from .stamp_style import (
     MARKER,
     TIME_PARAM,
@@ -164,9 +166,9 @@ def build_appearance_for_file(
     """:func:`build_appearance` for a PDF file on disk."""
     try:
         with pdf.open("rb") as stream:
-            return build_appearance(request, PdfFileReader(stream, strict=False), signing_time)
-    except (PdfError, OSError) as exc:
-        raise InvalidStamp(f"{pdf.name}: cannot read the document: {exc}") from None
+            return build_appearance(request, read_pdf(stream, pdf.name), signing_time)
+    except (InvalidDocument, OSError) as exc:
+        raise InvalidStamp(f"cannot read the document: {exc}") from None
 
 
 # -- inputs -------------------------------------------------------------------------------------
@@ -174,48 +176,15 @@ def build_appearance_for_file(
 
 def _page(reader: PdfFileReader, index: int) -> _Page:
     try:
-        count = int(reader.root["/Pages"]["/Count"])
-    except (KeyError, TypeError, ValueError, PdfError) as exc:
-        raise InvalidStamp(f"cannot read the page tree: {exc}") from None
-    if not 0 <= index < count:
-        raise InvalidStamp(f"page {index + 1} does not exist: the document has {count} page(s)")
-    try:
-        page_ref, _ = reader.find_page_for_modification(index)
-        page = page_ref.get_object()
-        media = _rect(_inherited(page, "/MediaBox"))
-        crop_entry = _inherited(page, "/CropBox")
-        rotate_entry = _inherited(page, "/Rotate")
-        rotate = int(rotate_entry) % 360 if isinstance(rotate_entry, int) else 0
-    except (KeyError, TypeError, ValueError, PdfError) as exc:
-        raise InvalidStamp(f"page {index + 1} has no usable /MediaBox: {exc}") from None
-    if rotate:
+        geometry = page_geometry(reader, index)
+    except InvalidDocument as exc:
+        raise InvalidStamp(str(exc)) from None
+    if geometry.rotate:
         # pyHanko draws appearances in unrotated page space: text would come out sideways.
         raise InvalidStamp(
-            f"page {index + 1} is rotated by {rotate}°: visible stamps need /Rotate 0"
+            f"page {index + 1} is rotated by {geometry.rotate}°: visible stamps need /Rotate 0"
         )
-    crop = media if crop_entry is None else _intersect(media, _rect(crop_entry))
-    return _Page(crop)
-
-
-def _inherited(page: generic.DictionaryObject, key: str) -> generic.PdfObject | None:
-    node: generic.DictionaryObject | None = page
-    for _ in range(64):  # page trees are shallow; this bounds a cyclic /Parent chain
-        if node is None:
-            return None
-        if key in node:
-            return node[key]
-        parent = node.get("/Parent")
-        node = parent.get_object() if parent is not None else None
-    return None
-
-
-def _rect(value: object) -> Rect:
-    x1, y1, x2, y2 = (float(v) for v in value)  # type: ignore[attr-defined]
-    return min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
-
-
-def _intersect(a: Rect, b: Rect) -> Rect:
-    return max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    return _Page(geometry.box)
 
 
 def _check_box(box: Rect, page: _Page, index: int) -> None:
@@ -435,7 +404,7 @@ def _last_person_image(reader: PdfFileReader) -> tuple[int, Rect]:
             position = _field_position(annot_ref, annot, order)
             if position is None or annot.get("/Subtype") != "/Widget":
                 continue
-            rect = _rect(annot["/Rect"])
+            rect = rect_of(annot["/Rect"])
             if rect[2] - rect[0] < 1 or rect[3] - rect[1] < 1:
                 continue  # an invisible signature
             marker = _marker(annot)
@@ -444,7 +413,7 @@ def _last_person_image(reader: PdfFileReader) -> tuple[int, Rect]:
                     foreign = (position, index, rect)
             elif marker.get("/Kind") == "/" + StampKind.PERSON:
                 image = marker.get("/Image")
-                found = _offset(_rect(image), rect) if image is not None else rect
+                found = _offset(rect_of(image), rect) if image is not None else rect
                 if ours is None or position > ours[0]:
                     ours = (position, index, found)
     result = ours or foreign
