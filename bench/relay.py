@@ -24,7 +24,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import requests
 
@@ -36,7 +35,6 @@ SECONDS = float(os.environ.get("KYSO_BENCH_RELAY_SECONDS", "10"))
 PACKAGES = int(os.environ.get("KYSO_BENCH_RELAY_PACKAGES", "240"))
 PG_ADMIN_URL = os.environ.get("KYSO_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SENDER, RECIPIENT = "000.00.00.H41", "000.00.21.H41"  # the province, Vinh
-COPIED_TABLES = ("agencies", "pki_certificates", "pki_counters")
 
 
 @dataclass
@@ -146,30 +144,10 @@ def pg_database() -> Iterator[str]:
 
 def copy_directory(source_url: str, target_url: str) -> None:
     """The agencies and certificates of the bench PKI's database, into a new database."""
-    import sqlalchemy as sa
-
-    from kyso.db import make_engine, upgrade
+    from kyso.db import copy_pki_and_directory, make_engine
 
     source, target = make_engine(source_url), make_engine(target_url)
-    upgrade(target)
-    metadata = sa.MetaData()
-    metadata.reflect(source, only=COPIED_TABLES)
-    with source.connect() as src, target.begin() as dst:
-        for name in COPIED_TABLES:
-            rows: list[dict[str, Any]] = [
-                dict(r._mapping) for r in src.execute(metadata.tables[name].select())
-            ]
-            if name == "agencies":  # parents first
-                done: set[str | None] = {None}
-                ordered: list[dict[str, Any]] = []
-                while len(ordered) < len(rows):
-                    for item in rows:
-                        if item["code"] not in done and item["parent"] in done:
-                            ordered.append(item)
-                            done.add(item["code"])
-                rows = ordered
-            if rows:
-                dst.execute(sa.Table(name, sa.MetaData(), autoload_with=dst).insert(), rows)
+    copy_pki_and_directory(source, target)
     source.dispose()
     target.dispose()
 

@@ -48,3 +48,18 @@ def upgrade(engine: sa.Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "heads")
+
+
+def copy_pki_and_directory(source: sa.Engine, target: sa.Engine) -> None:
+    """Copy the agency directory and the CA's records into another database (migrated first).
+
+    How a deployment moves from the embedded SQLite store to PostgreSQL; agencies go in
+    parents first (the directory's own loader orders them), certificates and counters as rows.
+    """
+    upgrade(target)
+    exchange_store.AgencyStore(target).load(exchange_store.AgencyStore(source).directory())
+    with source.connect() as src, target.begin() as dst:
+        for table in (certs_store.certificates, certs_store.counters):
+            rows = [dict(row._mapping) for row in src.execute(table.select())]
+            if rows:
+                dst.execute(table.insert(), rows)

@@ -28,7 +28,7 @@ from exchange.client import (
     organization,
 )
 from exchange.trust import trust_for_pki
-from kyso.db import make_engine, upgrade
+from kyso.db import copy_pki_and_directory, make_engine
 from signer import edxml, xades
 from signer.policy import ValidationPolicy
 
@@ -43,7 +43,6 @@ DIEN_CHAU = "000.00.23.H41"  # district
 HUNG_DUNG = "000.01.21.H41"  # commune of Vinh
 HUNG_LOC = "000.02.21.H41"  # commune of Vinh
 NGHI_PHONG = "000.01.22.H41"  # commune of Nghi Lộc
-COPIED_TABLES = ("agencies", "pki_certificates", "pki_counters")
 
 
 @dataclass
@@ -82,24 +81,7 @@ def _copy_sqlite(source: Path, target: Path) -> None:
 
 def _copy_rows(source_url: str, target_url: str) -> None:
     source, target = make_engine(source_url), make_engine(target_url)
-    upgrade(target)
-    metadata = sa.MetaData()
-    metadata.reflect(source, only=COPIED_TABLES)
-    with source.connect() as src, target.begin() as dst:
-        for name in COPIED_TABLES:
-            table = metadata.tables[name]
-            rows = [dict(r._mapping) for r in src.execute(table.select())]
-            if name == "agencies":  # parents first
-                done: set[str | None] = {None}
-                ordered: list[dict[str, Any]] = []
-                while len(ordered) < len(rows):
-                    for row in rows:
-                        if row["code"] not in done and row["parent"] in done:
-                            ordered.append(row)
-                            done.add(row["code"])
-                rows = ordered
-            if rows:
-                dst.execute(sa.Table(name, sa.MetaData(), autoload_with=dst).insert(), rows)
+    copy_pki_and_directory(source, target)
     source.dispose()
     target.dispose()
 
