@@ -145,3 +145,27 @@ def demo(server: Server) -> Demo:
         (secrets_dir / "demo-password").read_text().strip(),
         (secrets_dir / "demo-api-token").read_text().strip(),
     )
+
+
+def xmlsec1_verify(env: KysoEnv, path: Path) -> subprocess.CompletedProcess:
+    """xmlsec1's verdict on an XML signature, trusting the demo root (an independent check)."""
+    return subprocess.run(
+        ["xmlsec1", "--verify", "--trusted-pem", str(env.root), "--untrusted-pem",
+         str(env.issuing), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+
+
+def self_signed_certificate(directory: Path, common_name: str) -> Path:
+    """A certificate from no CA Kyso knows (its key lies next to it), made by openssl."""
+    certificate = directory / f"{common_name.replace(' ', '-')}.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+         str(certificate.with_suffix(".key")), "-out", str(certificate), "-subj",
+         f"/CN={common_name}", "-days", "1"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return certificate

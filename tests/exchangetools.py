@@ -4,7 +4,6 @@ SQLite or on a fresh PostgreSQL database), agency clients, packages and statuses
 from __future__ import annotations
 
 import datetime as dt
-import os
 import secrets
 import shutil
 import sqlite3
@@ -250,21 +249,3 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: floa
 
 def today() -> dt.date:
     return dt.datetime.now(edxml.VN_TZ).date()
-
-
-def xmlsec1_verify(env: KysoEnv, path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            "xmlsec1",
-            "--verify",
-            "--trusted-pem",
-            str(env.root),
-            "--untrusted-pem",
-            str(env.issuing),
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ},
-    )

@@ -33,7 +33,7 @@ from kyso.samples import decision_pdf
 from signer import edxml, xades
 from signer.pdf import PdfSignOptions, sign_stream
 
-from .conftest import KysoEnv, free_port
+from .conftest import KysoEnv, free_port, xmlsec1_verify
 from .exchangetools import (
     DEPT,
     DIEN_CHAU,
@@ -53,7 +53,6 @@ from .exchangetools import (
     signed_package,
     signed_status,
     wait_for,
-    xmlsec1_verify,
 )
 from .webtools import csrf_from
 

@@ -27,8 +27,8 @@ from signer.errors import DocumentTooLarge, HostileXml, InvalidDocument, Unsuppo
 from signer.report import Indication, SubIndication
 
 from .bounds import bounded
-from .conftest import PASSPHRASE, KysoEnv
-from .test_xml_signing import SEAL, policy, sample_package, sample_status, sign, xmlsec1
+from .conftest import PASSPHRASE, KysoEnv, xmlsec1_verify
+from .test_xml_signing import SEAL, policy, sample_package, sample_status, sign
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 XADES_NS = "http://uri.etsi.org/01903/v1.3.2#"
@@ -82,7 +82,7 @@ def xmlsec1_accepts(env: KysoEnv, tmp_path: Path, data: bytes, *extra: str) -> b
             text=True,
         )  # fmt: skip
         return result.returncode == 0
-    return xmlsec1(env, path).returncode == 0
+    return xmlsec1_verify(env, path).returncode == 0
 
 
 def resign(env: KysoEnv, tree, content_uri: str, transforms: list[str]) -> bytes:

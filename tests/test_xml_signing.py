@@ -21,7 +21,7 @@ from signer.errors import InvalidDocument, SigningFailed, UnsupportedFormat
 from signer.policy import ValidationPolicy
 from signer.report import Indication, Report, SubIndication
 
-from .conftest import PASSPHRASE, KysoEnv, Server
+from .conftest import PASSPHRASE, KysoEnv, Server, xmlsec1_verify
 
 SEAL = "seal-000.00.00.H41"
 PERSON = "person-nguyen-van-an"
@@ -100,23 +100,6 @@ def verify(env: KysoEnv, data: bytes, offline: bool = False, **kwargs) -> Report
     return xades.verify_xml(data, policy(env, offline, **kwargs), "package.xml")
 
 
-def xmlsec1(env: KysoEnv, path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            "xmlsec1",
-            "--verify",
-            "--trusted-pem",
-            str(env.root),
-            "--untrusted-pem",
-            str(env.issuing),
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 # --- Interop and verdicts ----------------------------------------------------------------------
 
 
@@ -128,7 +111,7 @@ def test_xmlsec1_and_kyso_accept_kyso_xades(
     signed = sign(env, edxml.build_package(sample_package()), name, level)
     path = tmp_path / "signed.xml"
     path.write_bytes(signed)
-    checked = xmlsec1(env, path)
+    checked = xmlsec1_verify(env, path)
     assert checked.returncode == 0 and "OK" in checked.stderr, checked.stderr
 
     report = verify(env, signed)
@@ -220,7 +203,7 @@ def test_status_message_signed_and_verified(server: Server, tmp_path: Path) -> N
     assert root.tag == f"{{{edxml.NS}}}Status" and root[-1].tag == f"{DS}Signature"
     path = tmp_path / "status.xml"
     path.write_bytes(signed)
-    assert xmlsec1(env, path).returncode == 0
+    assert xmlsec1_verify(env, path).returncode == 0
     report = verify(env, signed)
     assert report.passed, report.signatures[0].details
     assert edxml.parse_status(report.signed_content) == status
@@ -251,7 +234,7 @@ def test_ecdsa_key_signs_xades_that_xmlsec1_verifies(server: Server, tmp_path: P
     assert method.endswith("#ecdsa-sha256")
     path = tmp_path / "ecdsa.xml"
     path.write_bytes(signed)
-    assert xmlsec1(env, path).returncode == 0, xmlsec1(env, path).stderr
+    assert xmlsec1_verify(env, path).returncode == 0, xmlsec1_verify(env, path).stderr
     report = verify(env, signed)
     assert report.passed, report.signatures[0].details
     assert report.signatures[0].level == "B-T"
@@ -371,7 +354,7 @@ def test_any_xml_document_can_be_signed(server: Server, tmp_path: Path) -> None:
     signed = sign(env, document.encode())
     path = tmp_path / "any.xml"
     path.write_bytes(signed)
-    assert xmlsec1(env, path).returncode == 0
+    assert xmlsec1_verify(env, path).returncode == 0
     report = verify(env, signed)
     assert report.passed
     assert report.signed_content == (b'<BienBan xmlns="urn:kyso:test"><Noi>Vinh</Noi></BienBan>')
@@ -390,7 +373,7 @@ def test_cli_sign_xml_then_kyso_verify(server: Server, tmp_path: Path) -> None:
         "--level", "B-T",
     )  # fmt: skip
     assert "XAdES B-T" in result.stdout and "Nguyễn Văn An" in result.stdout
-    assert xmlsec1(env, signed).returncode == 0
+    assert xmlsec1_verify(env, signed).returncode == 0
     verified = env.kyso("verify", str(signed), "--json")
     data = json.loads(verified.stdout)
     jsonschema.validate(data, REPORT_SCHEMA, format_checker=jsonschema.FormatChecker())
