@@ -47,7 +47,13 @@ class OcspResponder:
             if request.serial_number < 0:
                 # No certificate has one, and cryptography cannot encode it in the answer.
                 raise ValueError("negative serial number")
-            # ValueError when the CertID's hashes do not have the algorithm's length.
+            sizes = {len(request.issuer_name_hash), len(request.issuer_key_hash)}
+            if sizes != {algorithm.digest_size}:
+                raise ValueError("the CertID's hashes do not have the algorithm's length")
+            if not self._issued_here(request, algorithm):
+                # RFC 6960 2.3: not authoritative for another CA's certificates. A signed
+                # "unknown" would not verify: a delegated responder speaks for its own CA only.
+                return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
             status = self._status(request, algorithm, now)
         except (ValueError, UnsupportedAlgorithm, x509.UnsupportedGeneralNameType):
             # Found by tests/test_fuzz_http.py: each of these was a 500 before.
@@ -69,14 +75,13 @@ class OcspResponder:
         status = ocsp.OCSPCertStatus.UNKNOWN
         revoked_at: dt.datetime | None = None
         reason: x509.ReasonFlags | None = None
-        if self._issued_here(request, algorithm):
-            record = self.store.find(request.serial_number)
-            if record is not None and record.ca == self.ca_name:
-                status = ocsp.OCSPCertStatus.GOOD
-                if record.revoked_at is not None:
-                    status = ocsp.OCSPCertStatus.REVOKED
-                    revoked_at = record.revoked_at
-                    reason = x509.ReasonFlags(record.revocation_reason or "unspecified")
+        record = self.store.find(request.serial_number)
+        if record is not None and record.ca == self.ca_name:
+            status = ocsp.OCSPCertStatus.GOOD
+            if record.revoked_at is not None:
+                status = ocsp.OCSPCertStatus.REVOKED
+                revoked_at = record.revoked_at
+                reason = x509.ReasonFlags(record.revocation_reason or "unspecified")
         return ocsp.OCSPResponseBuilder().add_response_by_hash(
             issuer_name_hash=request.issuer_name_hash,
             issuer_key_hash=request.issuer_key_hash,
