@@ -372,6 +372,15 @@ def _trust_sub_indication(
         return SubIndication.REVOKED_NO_POE
     if status.trusted:
         return None
+    signer = result.signer
+    if signer is not None and not signer.not_before <= context.moment <= signer.not_after:
+        # pyHanko calls this a general chain failure; ETSI names it (EN 319 102-1, 5.2.6).
+        result.details.append(
+            f"at the validation time {context.moment.isoformat()} the signer's certificate "
+            f"is not valid ({signer.not_before.isoformat()} to {signer.not_after.isoformat()})"
+            " and no valid timestamp proves the signature existed within that period"
+        )
+        return SubIndication.OUT_OF_BOUNDS_NO_POE
     name = str(getattr(status.trust_problem_indic, "name", ""))
     if name == SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE and _lacks_revinfo(status, context):
         result.details.append("no OCSP or CRL answer was available for the certificate chain")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from signer.levels import Level
 from signer.report import Indication, SubIndication
 
-from .conftest import KysoEnv, Server, free_port, start_server
+from .conftest import KysoEnv, Server, free_port, self_signed_certificate, start_server
 from .pdftools import nss_db, pdfsig, qpdf_check, sample, sign_with, verify_with
 
 
@@ -99,27 +98,7 @@ def test_untrusted_root_is_indeterminate_no_chain(server: Server, tmp_path: Path
     env = server.env
     signed = tmp_path / "signed.pdf"
     sign_with(env, sample(tmp_path), signed, "person-nguyen-van-an")
-    stranger = tmp_path / "stranger.pem"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            str(tmp_path / "k.pem"),
-            "-out",
-            str(stranger),
-            "-subj",
-            "/CN=Other Root",
-            "-days",
-            "1",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    stranger = self_signed_certificate(tmp_path, "Other Root")
     result = env.kyso("verify", str(signed), "--trust", str(stranger), "--json", check=False)
     assert result.returncode == 1
     import json
@@ -170,9 +149,17 @@ def test_validation_time_in_the_past(server: Server, tmp_path: Path) -> None:
     env = server.env
     signed = tmp_path / "signed.pdf"
     sign_with(env, sample(tmp_path), signed, "person-nguyen-van-an", Level.B_T)
-    past = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    past = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)  # before the certificate existed
     [signature] = verify_with(env, signed, at=past).signatures
-    assert signature.indication is not Indication.TOTAL_PASSED
+    assert signature.indication is Indication.INDETERMINATE
+    assert signature.sub_indication is SubIndication.OUT_OF_BOUNDS_NO_POE
+    # Through the CLI, --at takes ISO 8601 with an offset; a malformed time is a usage error.
+    cli = env.kyso(
+        "verify", str(signed), "--at", "2020-01-01T07:00:00+07:00", "--json", check=False
+    )
+    assert cli.returncode == 1 and "OUT_OF_BOUNDS_NO_POE" in cli.stdout
+    bad = env.kyso("verify", str(signed), "--at", "last tuesday", check=False)
+    assert bad.returncode == 2 and "ISO 8601" in bad.stderr
 
 
 def test_signature_space_too_small_is_retried_and_remembered(
