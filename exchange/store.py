@@ -11,6 +11,7 @@ delivery that commits late, and the audit chain has one writer at a time.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -385,21 +386,7 @@ def _delivery(row: Any) -> DeliveryRecord:
 class NewMessage:
     """Everything one accepted package writes, in one transaction."""
 
-    id: str
-    sender: str
-    document_id: str
-    code: str
-    subject: str
-    doc_type: int
-    refers_to: str | None
-    package_sha256: str
-    package_size: int
-    transport: str
-    idempotency_key: str | None
-    received_at: dt.datetime
-    receipt_xml: bytes
-    receipt_sha256: str
-    signer_serial: str
+    message: MessageRecord
     recipients: tuple[str, ...]
     attachments: tuple[AttachmentRecord, ...]
 
@@ -466,31 +453,16 @@ class ExchangeStore:
 
     def insert_message(self, conn: sa.Connection, new: NewMessage) -> list[int]:
         """Insert the message, its attachments, recipients and deliveries; the delivery ids."""
-        conn.execute(
-            messages.insert().values(
-                id=new.id,
-                sender=new.sender,
-                document_id=new.document_id,
-                code=new.code,
-                subject=new.subject,
-                doc_type=new.doc_type,
-                refers_to=new.refers_to,
-                package_sha256=new.package_sha256,
-                package_size=new.package_size,
-                transport=new.transport,
-                idempotency_key=new.idempotency_key,
-                received_at=new.received_at,
-                receipt_xml=new.receipt_xml,
-                receipt_sha256=new.receipt_sha256,
-                signer_serial=new.signer_serial,
-            )
-        )
+        record = dataclasses.asdict(new.message)
+        del record["recalled_at"]  # a new message is not recalled
+        conn.execute(messages.insert().values(**record))
+        message_id, received_at = new.message.id, new.message.received_at
         if new.attachments:
             conn.execute(
                 attachments.insert(),
                 [
                     {
-                        "message_id": new.id,
+                        "message_id": message_id,
                         "position": a.position,
                         "content_id": a.content_id,
                         "name": a.name,
@@ -503,9 +475,9 @@ class ExchangeStore:
             )
         conn.execute(
             recipients.insert(),
-            [{"message_id": new.id, "agency": agency} for agency in new.recipients],
+            [{"message_id": message_id, "agency": agency} for agency in new.recipients],
         )
-        return self.add_deliveries(conn, new.recipients, "message", new.id, None, new.received_at)
+        return self.add_deliveries(conn, new.recipients, "message", message_id, None, received_at)
 
     def message(self, message_id: str) -> MessageRecord | None:
         with self.engine.connect() as conn:
