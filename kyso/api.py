@@ -271,27 +271,29 @@ def sign_pdf() -> Response:
     return response
 
 
-@blueprint.post("/sign/xml")
-def sign_xml() -> Response:
+def _xml_cms_request() -> tuple[ApiToken, str | None, FileStorage, Level]:
+    """The token, key name, uploaded file and level of a /sign/xml or /sign/cms request."""
     token = _token(required=True)
     assert token is not None
     form, files = _form()
     upload = _file(files, "file")
     level = parse_level(_choice(form, "level", ("B-B", "B-T")), XML_CMS_LEVELS)
+    return token, _text(form, "key"), upload, level
+
+
+@blueprint.post("/sign/xml")
+def sign_xml() -> Response:
+    token, key, upload, level = _xml_cms_request()
     data = upload.stream.read(services().settings.max_upload_bytes + 1)
-    signed = services().signing.sign_xml(token, _text(form, "key"), data, level)
+    signed = services().signing.sign_xml(token, key, data, level)
     name = safe_name(upload.filename, "document.xml")
     return _blob_response(signed, _signed_name(name, "-signed.xml"), "application/xml")
 
 
 @blueprint.post("/sign/cms")
 def sign_cms() -> Response:
-    token = _token(required=True)
-    assert token is not None
-    form, files = _form()
-    upload = _file(files, "file")
-    level = parse_level(_choice(form, "level", ("B-B", "B-T")), XML_CMS_LEVELS)
-    signed = services().signing.sign_cms(token, _text(form, "key"), upload.stream, level)
+    token, key, upload, level = _xml_cms_request()
+    signed = services().signing.sign_cms(token, key, upload.stream, level)
     name = safe_name(upload.filename, "document")
     return _blob_response(
         signed, _signed_name(name, ".p7s", replace_extension=False), "application/pkcs7-signature"
