@@ -76,6 +76,20 @@ class PkiServices:
         listed = {entry.serial_number for entry in crl}
         return listed != {r.serial for r in self.pki.store.revoked(ca_name)}
 
+    def answer(self, url: str, body: bytes | None) -> bytes | None:
+        """The response to a request for one of this PKI's own URLs, without HTTP.
+
+        ``body`` is the DER of a POST (OCSP) or None for a GET (CRL). Returns None when ``url``
+        is not an OCSP or CRL URL this PKI publishes (see :mod:`signer.localfetch`).
+        """
+        endpoints = self.pki.endpoints
+        if url == endpoints.ocsp and body is not None:
+            return self.ocsp.respond(body)
+        for ca_name in self.authorities:
+            if url == endpoints.crl(ca_name) and body is None:
+                return self.crl(ca_name)
+        return None
+
     def ca_certificate_der(self, ca_name: str) -> bytes:
         if ca_name not in self.authorities:
             raise UnknownCA(f"no CA named {ca_name!r}")

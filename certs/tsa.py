@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from asn1crypto import cms, core, tsp
+from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 from pyhanko.sign.signers import Signer
+from pyhanko.sign.timestamps import TimeStamper
 
 MAX_REQUEST_BYTES = 64 * 1024
 
@@ -160,3 +162,34 @@ def _without_certificates(token: cms.ContentInfo) -> cms.ContentInfo:
         for name in ("version", "digest_algorithms", "encap_content_info", "signer_infos")
     }
     return cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(fields)})
+
+
+class InProcessTimeStamper(TimeStamper):
+    """A pyHanko time stamper that asks the PKI's TSA directly, without HTTP."""
+
+    def __init__(self, tsa: TimeStampAuthority) -> None:
+        super().__init__(include_nonce=True)
+        self.tsa = tsa
+
+    async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        return await self.tsa.async_stamp(req)
+
+
+def stamp_digest(tsa: TimeStampAuthority, digest: bytes) -> bytes:
+    """A DER RFC 3161 token over a SHA-256 digest (audit checkpoints)."""
+    request = tsp.TimeStampReq(
+        {
+            "version": "v1",
+            "message_imprint": tsp.MessageImprint(
+                {
+                    "hash_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
+                    "hashed_message": digest,
+                }
+            ),
+            "nonce": secrets.randbits(63),
+            "cert_req": True,
+        }
+    )
+    token: cms.ContentInfo = tsa.stamp(request)["time_stamp_token"]
+    data: bytes = token.dump()
+    return data

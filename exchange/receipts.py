@@ -12,50 +12,15 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import secrets
 from dataclasses import dataclass
 
-from asn1crypto import algos, cms, tsp
-from pyhanko.sign.timestamps import TimeStamper
-
 from certs.keystore import SigningKey
-from certs.tsa import TimeStampAuthority
+from certs.tsa import InProcessTimeStamper, TimeStampAuthority
 from signer import edxml, xades
 
 RECEIPT_PREFIX = "Trục liên thông đã nhận gói tin (đã đến)."
 _FIELD = re.compile(r"(MessageId|PackageSHA256|ReceivedAt|Recipients)=([^;]+)")
 MAX_DESCRIPTION = 2000
-
-
-class InProcessTimeStamper(TimeStamper):
-    """A pyHanko time stamper that asks the PKI's TSA directly, without HTTP."""
-
-    def __init__(self, tsa: TimeStampAuthority) -> None:
-        super().__init__(include_nonce=True)
-        self.tsa = tsa
-
-    async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
-        return await self.tsa.async_stamp(req)
-
-
-def stamp_digest(tsa: TimeStampAuthority, digest: bytes) -> bytes:
-    """A DER RFC 3161 token over a SHA-256 digest (audit checkpoints)."""
-    request = tsp.TimeStampReq(
-        {
-            "version": "v1",
-            "message_imprint": tsp.MessageImprint(
-                {
-                    "hash_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
-                    "hashed_message": digest,
-                }
-            ),
-            "nonce": secrets.randbits(63),
-            "cert_req": True,
-        }
-    )
-    token: cms.ContentInfo = tsa.stamp(request)["time_stamp_token"]
-    data: bytes = token.dump()
-    return data
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,14 @@ from certs.keystore import SigningKey, signer_from_bundle
 from certs.layout import ISSUING_CA, ROOT_CA
 from certs.pki import Pki
 from certs.services import PkiServices
+from certs.tsa import stamp_digest
 from signer import edxml
 
 from .auth import Authenticator, installation_id, sealing_key
 from .blobs import BlobStore
 from .config import RelayConfig
 from .delivery import PushWorker
-from .receipts import ReceiptSigner, stamp_digest
+from .receipts import ReceiptSigner
 from .relay import Relay
 from .routing import load_rules
 from .store import AgencyStore

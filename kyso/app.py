@@ -15,6 +15,7 @@ from certs.pki import Pki
 from certs.services import PkiServices
 from certs.store import CertificateStore
 from certs.truststore import load_certificates
+from certs.tsa import InProcessTimeStamper
 from exchange import http as exchange_http
 from exchange.service import open_exchange
 from exchange.store import AgencyStore
@@ -56,12 +57,6 @@ def services() -> Services:
     return found
 
 
-def _tsa_url(layout: PkiLayout) -> str | None:
-    if not layout.exists():
-        return None
-    return str(layout.read_manifest()["base_url"]).rstrip("/") + "/pki/tsa"
-
-
 def create_app(settings: Settings, passphrase: bytes) -> Flask:
     """Build the app: open the database (migrated), the PKI and its service keys."""
     from . import api, web, web_exchange
@@ -97,7 +92,8 @@ def create_app(settings: Settings, passphrase: bytes) -> Flask:
             Identities(pki.store, layout),
             KeyRing(passphrase),
             tuple(load_certificates(layout.ca_certificate("root"))),
-            _tsa_url(layout),
+            InProcessTimeStamper(pki_services.tsa),
+            pki_services.answer,
         ),
         workspace=Workspace(settings.data_dir / "work", settings.max_upload_bytes),
         agencies=AgencyStore(engine),

@@ -504,7 +504,7 @@ def audit_show(obj: Context, after: int, limit: int) -> None:
 def audit_checkpoint(obj: Context) -> None:
     """Timestamp the head of the chain now (the server does it every minute)."""
     from certs.services import PkiServices
-    from exchange.receipts import stamp_digest
+    from certs.tsa import stamp_digest
 
     pki = Pki(PkiLayout(obj.settings.pki_dir), CertificateStore(obj.engine))
     services = PkiServices.load(pki, passphrase())

@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from cryptography import x509
-from pyhanko.sign.timestamps import HTTPTimeStamper
+from pyhanko.sign.timestamps import TimeStamper
 
 from certs.keystore import SigningKey, open_key
 from certs.store import CertificateStore
 from signer.errors import InvalidDocument, SigningFailed, UnsupportedFormat
 from signer.levels import Level
+from signer.localfetch import LocalAnswers
 from signer.pdf import PdfSignOptions, PdfSignResult
 from signer.pdf_input import looks_like_pdf
 from signer.policy import ValidationPolicy
@@ -160,12 +161,16 @@ class SigningService:
         identities: Identities,
         keyring: KeyRing,
         trust_roots: tuple[x509.Certificate, ...],
-        tsa_url: str | None,
+        timestamper: TimeStamper | None,
+        local_answers: LocalAnswers | None = None,
     ) -> None:
         self.identities = identities
         self.keyring = keyring
         self.trust_roots = trust_roots
-        self.tsa_url = tsa_url
+        # The server's own TSA, OCSP responder and CRLs are called in process, never over HTTP
+        # to itself: a request thread must not wait for another request thread.
+        self.timestamper = timestamper
+        self.local_answers = local_answers
 
     @property
     def store(self) -> CertificateStore:
@@ -260,7 +265,7 @@ class SigningService:
             reason=request.reason or None,
             location=request.location or None,
             certify=request.certify,
-            tsa_url=self.tsa_url,
+            timestamper=self.timestamper,
             policy=self._policy() if request.level.long_term else None,
         )
         with self._open(principal, identity) as signing_key:
@@ -332,19 +337,19 @@ class SigningService:
             signing_time=dt.datetime.now(dt.UTC),
         )
 
-    def _timestamper(self, level: Level) -> HTTPTimeStamper | None:
+    def _timestamper(self, level: Level) -> TimeStamper | None:
         if level not in XML_CMS_LEVELS:
             raise InvalidRequest("XML and CMS signatures are made at level B-B or B-T")
         if level is Level.B_B:
             return None
-        if not self.tsa_url:
+        if self.timestamper is None:
             raise SigningFailed("B-T needs a time-stamping authority and none is configured")
-        return HTTPTimeStamper(self.tsa_url, timeout=10)
+        return self.timestamper
 
     # -- verifying -------------------------------------------------------------------------
 
     def _policy(self, offline: bool = False, at: dt.datetime | None = None) -> ValidationPolicy:
-        return ValidationPolicy(self.trust_roots, offline=offline, at=at)
+        return ValidationPolicy(self.trust_roots, offline=offline, at=at, local=self.local_answers)
 
     def verify(
         self,

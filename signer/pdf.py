@@ -22,7 +22,7 @@ from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.sign import fields, signers
 from pyhanko.sign.general import SigningError
-from pyhanko.sign.timestamps import HTTPTimeStamper
+from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 
 from certs.keystore import SigningKey
@@ -67,6 +67,8 @@ class PdfSignOptions:
     # ... or a ready-made appearance (what build_appearance returns).
     appearance: Appearance | None = None
     tsa_url: str | None = None
+    # ... or a time stamper to use instead of the URL (the server's own TSA, called in process).
+    timestamper: TimeStamper | None = None
     # B-LT/B-LTA: trust anchors and online access used to collect revocation answers.
     policy: ValidationPolicy | None = None
     stamp_params: dict[str, str] = field(default_factory=dict)
@@ -113,9 +115,11 @@ def _next_field_name(writer: IncrementalPdfFileWriter) -> str:
     return f"Signature{index}"
 
 
-def _timestamper(options: PdfSignOptions) -> HTTPTimeStamper | None:
+def _timestamper(options: PdfSignOptions) -> TimeStamper | None:
     if not options.level.timestamped:
         return None
+    if options.timestamper is not None:
+        return options.timestamper
     if not options.tsa_url:
         raise SigningFailed(f"{options.level} needs a time-stamping authority URL")
     return HTTPTimeStamper(options.tsa_url, timeout=30)

@@ -20,6 +20,7 @@ from pyhanko_certvalidator.policy_decl import (
 
 from certs.keystore import to_asn1
 
+from .localfetch import LocalAnswers, local_fetchers
 from .revcache import RevocationCache
 
 # Revocation information is required for signers and intermediate CAs; a missing answer makes
@@ -45,6 +46,8 @@ class ValidationPolicy:
     extra_certs: tuple[x509.Certificate, ...] = field(default=())
     # Online answers reused across validations (None: every validation fetches afresh).
     cache: RevocationCache | None = field(default=None, compare=False)
+    # OCSP/CRL URLs this process answers itself (a server validating under its own PKI).
+    local: LocalAnswers | None = field(default=None, compare=False)
 
     @cached_property
     def _asn1_roots(self) -> tuple[asn1_x509.Certificate, ...]:
@@ -65,8 +68,11 @@ class ValidationPolicy:
     ) -> ValidationContext:
         """A fresh pyHanko/certvalidator context (contexts cache state: one per validation)."""
         # requests, not aiohttp: no event-loop-bound sessions left open between calls.
-        backend = RequestsFetcherBackend(per_request_timeout=10)
-        fetchers = self.cache.fetchers(backend.get_fetchers()) if self.cache else None
+        fetchers = RequestsFetcherBackend(per_request_timeout=10).get_fetchers()
+        if self.local is not None:
+            fetchers = local_fetchers(fetchers, self.local)
+        if self.cache is not None:
+            fetchers = self.cache.fetchers(fetchers)
         return ValidationContext(
             trust_roots=list(self._asn1_roots),
             other_certs=list(self._asn1_extra),
@@ -76,6 +82,5 @@ class ValidationPolicy:
             crls=list(crls),
             ocsps=list(ocsps),
             weak_hash_algos=set(WEAK_HASHES),
-            fetcher_backend=None if fetchers else backend,
             fetchers=fetchers,
         )

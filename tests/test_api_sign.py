@@ -127,3 +127,44 @@ def test_keys_of_the_token(demo: Demo) -> None:
         ("seal-000.00.00.H41", "seal"),
     }
     assert all(k["agency_code"] == "000.00.00.H41" for k in body["keys"])
+
+
+def test_more_concurrent_b_t_requests_than_server_threads(demo: Demo, tmp_path: Path) -> None:
+    """The server's own TSA is called in process: a request thread never waits for another.
+
+    Were the timestamp fetched over HTTP from this same server, 16 B-T requests on 8 threads
+    would hold every thread while their TSA calls queued behind them, and time out.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    xml = tmp_path / "cong-van.xml"
+    xml.write_text("<congVan><so>7/UBND-VX</so></congVan>", encoding="utf-8")
+
+    def sign_one(_: int) -> requests.Response:
+        return api_sign(demo, "xml", xml, key="seal-000.00.00.H41", level="B-T")
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        responses = list(pool.map(sign_one, range(16)))
+    assert [r.status_code for r in responses] == [200] * 16, responses[0].text
+    signed = tmp_path / "signed.xml"
+    signed.write_bytes(responses[-1].content)
+    assert api_verify(demo, signed)["signatures"][0]["level"] == "B-T"
+
+
+def test_more_concurrent_verifications_than_server_threads(demo: Demo, tmp_path: Path) -> None:
+    """OCSP and CRLs of the server's own PKI are answered in process during validation.
+
+    Fetched over HTTP from this same server, 16 validations on 8 threads waited for OCSP
+    requests queued behind them: 9 of 16 valid documents came out INDETERMINATE/TRY_LATER.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    response = api_sign(demo, "pdf", decision_pdf(tmp_path / "qd.pdf").path, level="B-B")
+    assert response.status_code == 200, response.text
+    signed = tmp_path / "qd-signed.pdf"
+    signed.write_bytes(response.content)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        reports = list(pool.map(lambda _: api_verify(demo, signed), range(16)))
+    verdicts = [(s["indication"], s["sub_indication"]) for r in reports for s in r["signatures"]]
+    assert verdicts == [("TOTAL_PASSED", None)] * 16
