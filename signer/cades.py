@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -114,6 +115,7 @@ MALFORMED_DER: tuple[type[Exception], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_certificate(der: bytes) -> x509.Certificate:
     """A certificate from DER, read in full now by both parsers validation hands it to.
 
@@ -121,6 +123,9 @@ def parse_certificate(der: bytes) -> x509.Certificate:
     certificate that one of them loads would otherwise fail later, deep inside path
     validation (a name that is not UTF-8, an extension that does not parse, a public key
     cryptography refuses, trailing bytes asn1crypto ignores). Raises :class:`ValueError`.
+
+    The same few certificates arrive with every document an agency signs: the checked result
+    is kept per DER (certificates are immutable; a failure is not kept).
     """
     try:
         certificate = x509.load_der_x509_certificate(der)
