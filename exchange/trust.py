@@ -24,6 +24,7 @@ from pyhanko_certvalidator import ValidationContext
 from certs.layout import ISSUING_CA, ROOT_CA, PkiLayout
 from certs.truststore import load_certificates
 from signer.cades import check_timestamp
+from signer.checkcache import CertificateCheckCache
 from signer.policy import ValidationPolicy
 
 
@@ -101,6 +102,7 @@ class Trust:
             offline=True,
             extra_certs=self.intermediates,
             local_crls=crls,
+            checks=CertificateCheckCache(),
         )
         with self._lock:
             self._policy = policy

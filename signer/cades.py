@@ -193,6 +193,28 @@ async def check_signer_certificate(
     revocation, as PAdES validation does. ``proof_of_existence`` also decides whether an
     expired certificate means EXPIRED (signed after expiry) or OUT_OF_BOUNDS_NO_POE.
     """
+    intermediates = tuple(intermediates)
+    cache = policy.checks if policy.at is None else None
+    key = cache.key(certificate, intermediates) if cache is not None else None
+    if cache is not None and key is not None:
+        kept = cache.get(key)
+        if kept is not None:
+            return kept
+    check = await _check_signer_certificate(
+        certificate, intermediates, policy, claimed_time, proof_of_existence
+    )
+    if cache is not None and key is not None and check.detail is None:
+        cache.keep(key, check)  # a clean pass only: no revocation, no proof of existence used
+    return check
+
+
+async def _check_signer_certificate(
+    certificate: x509.Certificate,
+    intermediates: tuple[x509.Certificate, ...],
+    policy: ValidationPolicy,
+    claimed_time: dt.datetime | None,
+    proof_of_existence: dt.datetime | None,
+) -> CertificateCheck:
     if certificate.issuer == certificate.subject and certificate not in policy.trust_roots:
         # certvalidator calls this an invalid certificate; for ETSI it is a missing chain.
         return CertificateCheck(

@@ -20,6 +20,7 @@ from pyhanko_certvalidator.policy_decl import (
 
 from certs.keystore import to_asn1
 
+from .checkcache import CertificateCheckCache
 from .localfetch import LocalAnswers, local_fetchers
 from .revcache import RevocationCache
 
@@ -46,6 +47,8 @@ class ValidationPolicy:
     extra_certs: tuple[x509.Certificate, ...] = field(default=())
     # Online answers reused across validations (None: every validation fetches afresh).
     cache: RevocationCache | None = field(default=None, compare=False)
+    # Passing signer-certificate verdicts reused while validating as of now (see checkcache).
+    checks: CertificateCheckCache | None = field(default=None, compare=False)
     # OCSP/CRL URLs this process answers itself (a server validating under its own PKI).
     local: LocalAnswers | None = field(default=None, compare=False)
 

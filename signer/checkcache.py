@@ -1,0 +1,80 @@
+"""Signer-certificate verdicts reused between validations under one policy.
+
+An agency signs every package with the same seal certificate; validating its path and its
+revocation status again for each document is most of the cost of verifying a signature
+(certvalidator, two CRLs). :class:`CertificateCheckCache` keeps a *passing* verdict for a
+certificate and its intermediates for a short time (never past a certificate's expiry).
+Only passes are kept: a failure is recomputed, so its details always describe the document
+at hand. A cache belongs to one :class:`~signer.policy.ValidationPolicy` whose revocation
+sources do not change (the relay makes one per CRL generation), and is consulted only when
+validating as of now.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import threading
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+if TYPE_CHECKING:
+    from .cades import CertificateCheck
+
+Clock = Callable[[], dt.datetime]
+CheckKey = tuple[bytes, tuple[bytes, ...]]
+
+DEFAULT_TTL = dt.timedelta(minutes=5)
+MAX_ENTRIES = 4096
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _fingerprint(certificate: x509.Certificate) -> bytes:
+    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).digest()
+
+
+class CertificateCheckCache:
+    """Thread-safe passing verdicts, each kept for at most ``ttl``."""
+
+    def __init__(self, ttl: dt.timedelta = DEFAULT_TTL, clock: Clock = _now) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[CheckKey, tuple[CertificateCheck, dt.datetime]] = {}
+
+    @staticmethod
+    def key(certificate: x509.Certificate, intermediates: Iterable[x509.Certificate]) -> CheckKey:
+        """What a verdict depends on besides the policy: the certificate and the ones offered
+        to build its path."""
+        return _fingerprint(certificate), tuple(sorted(_fingerprint(c) for c in intermediates))
+
+    def get(self, key: CheckKey) -> CertificateCheck | None:
+        """A copy of the kept verdict, or None if there is none still valid."""
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is None or hit[1] <= self._clock():
+            return None
+        check = hit[0]
+        return dataclasses.replace(
+            check, chain=list(check.chain), revocation=list(check.revocation)
+        )
+
+    def keep(self, key: CheckKey, check: CertificateCheck) -> None:
+        """Keep ``check`` if it passed, until ``ttl`` or the first expiry in its chain."""
+        if check.sub_indication is not None or not check.chain:
+            return
+        now = self._clock()
+        until = min([now + self._ttl] + [c.not_valid_after_utc for c in check.chain])
+        if until <= now:
+            return
+        with self._lock:
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()  # a bound, not an LRU: agencies' seals refill it at once
+            self._entries[key] = (check, until)
