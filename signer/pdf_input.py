@@ -198,7 +198,7 @@ _install_xref_row_check()
 
 
 _HEX_BLOCK = 64 * 1024
-_pyhanko_read_hex_string = generic.read_hex_string_from_stream
+pyhanko_read_hex_string = generic.read_hex_string_from_stream
 
 
 def read_hex_string(stream: BinaryIO) -> generic.ByteStringObject | generic.TextStringObject:
@@ -222,7 +222,7 @@ def read_hex_string(stream: BinaryIO) -> generic.ByteStringObject | generic.Text
     digits = b"".join(parts).translate(None, PDF_WHITESPACE)
     if end < 0 or digits.translate(None, HEX_DIGITS):
         stream.seek(start)
-        return _pyhanko_read_hex_string(stream)
+        return pyhanko_read_hex_string(stream)
     stream.seek(start + 1 + sum(map(len, parts)) + 1)
     if len(digits) % 2:
         digits += b"0"
