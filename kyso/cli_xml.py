@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,7 @@ def _write(output: Path, data: bytes) -> None:
 
 
 def _signing_options(f: Any) -> Any:
-    options = [
+    options: list[Callable[[Any], Any]] = [
         click.argument(
             "source", metavar="IN", type=click.Path(exists=True, dir_okay=False, path_type=Path)
         ),
