@@ -13,18 +13,24 @@ or, for PKCS#11, from the URI's ``pin-source`` file or ``KYSO_PKCS11_PIN``; neve
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from asn1crypto import cms
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
-from pyhanko.sign.general import get_pyca_cryptography_hash
+from pyhanko.sign.attributes import CMSAttributeProvider, SigningCertificateV2Provider
+from pyhanko.sign.general import (
+    as_signing_certificate_v2,
+    get_pyca_cryptography_hash,
+    simple_cms_attribute,
+)
 from pyhanko.sign.signers import Signer, SimpleSigner
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
@@ -71,17 +77,48 @@ def from_asn1(certificate: asn1_x509.Certificate) -> x509.Certificate:
     return x509.load_der_x509_certificate(certificate.dump())
 
 
+class _EncodedAttribute(CMSAttributeProvider):
+    """A signed attribute whose value never changes for a signer, kept as DER."""
+
+    def __init__(self, attribute_type: str, der: bytes) -> None:
+        self.attribute_type = attribute_type
+        self._der = der
+
+    async def get_attribute(self, dry_run: bool = False) -> cms.CMSAttribute:
+        # Read back from DER for each signature: asn1crypto re-encodes a value built from
+        # native fields (and all inside it) every time it is dumped; a loaded one is not.
+        return cms.CMSAttribute.load(self._der)
+
+
 class LoadedKeySigner(SimpleSigner):
     """A :class:`SimpleSigner` that keeps its private key parsed.
 
     pyHanko's ``SimpleSigner`` parses the private key again for every signature (tens of
     milliseconds for RSA, as the key is validated each time); services that sign all day
     (the TSA, the relay's receipts) parse it once here. Other mechanisms fall back to pyHanko.
+
+    pyHanko also builds the ESS signing-certificate-v2 attribute from native values for every
+    signature, and its ten nested levels were then re-encoded several times over: most of the
+    time of a PDF signature. It is encoded once per signer here.
     """
 
     def __init__(self, private_key: PrivateKey, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._private_key = private_key
+        self._ess_der: dict[bytes, bytes] = {}  # certificate DER -> attribute DER
+
+    def _signed_attr_providers(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        for provider in super()._signed_attr_providers(*args, **kwargs):
+            if isinstance(provider, SigningCertificateV2Provider):
+                certificate = provider.signing_cert
+                der = self._ess_der.get(certificate.dump())
+                if der is None:
+                    value = as_signing_certificate_v2(certificate)
+                    der = simple_cms_attribute(provider.attribute_type, value).dump()
+                    self._ess_der[certificate.dump()] = der
+                yield _EncodedAttribute(provider.attribute_type, der)
+            else:
+                yield provider
 
     def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
         mechanism = self.get_signature_mechanism_for_digest(digest_algorithm)
