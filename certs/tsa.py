@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cached_property
-from typing import TypeVar
 
 from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
-from pyhanko.sign.general import as_signing_certificate_v2, simple_cms_attribute
 from pyhanko.sign.signers import Signer
 from pyhanko.sign.timestamps import TimeStamper
 
@@ -66,24 +62,29 @@ class TimeStampAuthority:
 
     async def async_stamp(self, request: tsp.TimeStampReq) -> tsp.TimeStampResp:
         """:meth:`stamp` for callers already inside an event loop (in-process clients)."""
-        moment = self.clock()
-        tst_info = self._tst_info(request, moment).dump()
-        token = await self._template.token(
-            self.signer, tst_info, moment, with_certificates=bool(request["cert_req"].native)
+        tst_info = self._tst_info(request)
+        token = await self.signer.async_sign_general_data(
+            cms.EncapsulatedContentInfo(
+                {
+                    "content_type": "tst_info",
+                    "content": cms.ParsableOctetString(tst_info.dump()),
+                }
+            ),
+            "sha256",
+            detached=False,
+            use_cades=True,
         )
+        if not request["cert_req"].native:
+            token = _without_certificates(token)
         granted = tsp.PKIStatusInfo({"status": "granted"})
         return tsp.TimeStampResp({"status": granted, "time_stamp_token": token})
-
-    @cached_property
-    def _template(self) -> _TokenTemplate:
-        return _TokenTemplate.of(self.signer)
 
     def _check_policy(self, request: tsp.TimeStampReq) -> None:
         asked = request["req_policy"].native
         if asked is not None and asked != self.policy:
             raise TimeStampRejected("unaccepted_policy", f"policy {asked} is not offered")
 
-    def _tst_info(self, request: tsp.TimeStampReq, moment: dt.datetime) -> tsp.TSTInfo:
+    def _tst_info(self, request: tsp.TimeStampReq) -> tsp.TSTInfo:
         accuracy_ms = int(self.accuracy.total_seconds() * 1000)
         seconds, millis = divmod(accuracy_ms, 1000)
         accuracy = {"seconds": seconds} if not millis else {"seconds": seconds, "millis": millis}
@@ -96,7 +97,7 @@ class TimeStampAuthority:
             "policy": self.policy,
             "message_imprint": request["message_imprint"],
             "serial_number": self.next_serial(),
-            "gen_time": core.GeneralizedTime(moment),
+            "gen_time": core.GeneralizedTime(self.clock()),
             "accuracy": tsp.Accuracy(accuracy),
             "ordering": False,
             "tsa": asn1_x509.GeneralName({"directory_name": tsa_name}),
@@ -153,108 +154,14 @@ def rejection(failure: str, text: str) -> _TimeStampResp:
     return _TimeStampResp({"status": status})
 
 
-@dataclass(frozen=True)
-class _TokenTemplate:
-    """The parts of every token that depend only on the TSA's key, encoded once.
-
-    pyHanko's general-purpose CMS signer rebuilds the certificate set, the signer identifier
-    and the ESS signing-certificate-v2 attribute from their native values for every token,
-    which made a token cost ~17 ms of asn1crypto encoding for 0.3 ms of RSA. Here the
-    constant parts are asn1crypto objects built once; per token only the TSTInfo, the
-    message digest, the signing time and the signature are encoded (still by asn1crypto),
-    and the key signs through pyHanko's :class:`Signer` (PKCS#11 keys included).
-    """
-
-    digest_algorithm: algos.DigestAlgorithm
-    signature_algorithm: algos.SignedDigestAlgorithm
-    sid: cms.SignerIdentifier
-    certificates: cms.CertificateSet
-    signing_certificate: cms.CMSAttribute
-
-    @classmethod
-    def of(cls, signer: Signer) -> _TokenTemplate:
-        certificate = signer.signing_cert
-        if certificate is None:
-            raise TimeStampRejected("system_failure", "the TSA has no certificate")
-        chain = [certificate] + [c for c in signer.cert_registry if c.dump() != certificate.dump()]
-        # Each part is encoded, then read back from its DER: asn1crypto marks a value built
-        # from native fields as mutated for good and re-encodes it (and everything inside it)
-        # on every dump; a value loaded from DER reuses its bytes.
-        return cls(
-            digest_algorithm=_reloaded(algos.DigestAlgorithm({"algorithm": "sha256"})),
-            signature_algorithm=_reloaded(signer.get_signature_mechanism_for_digest("sha256")),
-            sid=_reloaded(
-                cms.SignerIdentifier(
-                    {
-                        "issuer_and_serial_number": cms.IssuerAndSerialNumber(
-                            {
-                                "issuer": certificate.issuer,
-                                "serial_number": certificate.serial_number,
-                            }
-                        )
-                    }
-                )
-            ),
-            # [0] IMPLICIT as SignedData holds it: assigned as is, never re-tagged (copied).
-            certificates=_reloaded(
-                cms.CertificateSet(
-                    [cms.CertificateChoices({"certificate": c}) for c in chain], implicit=0
-                )
-            ),
-            signing_certificate=_reloaded(
-                simple_cms_attribute(
-                    "signing_certificate_v2", as_signing_certificate_v2(certificate, "sha256")
-                )
-            ),
-        )
-
-    async def token(
-        self, signer: Signer, tst_info: bytes, moment: dt.datetime, with_certificates: bool
-    ) -> cms.ContentInfo:
-        """A SignedData token over the DER ``tst_info``, signed by ``signer``."""
-        signed_attrs = cms.CMSAttributes(
-            [
-                simple_cms_attribute("content_type", "tst_info"),
-                simple_cms_attribute("signing_time", cms.Time({"utc_time": moment})),
-                simple_cms_attribute("message_digest", hashlib.sha256(tst_info).digest()),
-                self.signing_certificate,
-            ]
-        )
-        signature = await signer.async_sign_raw(signed_attrs.dump(), "sha256")
-        signer_info = cms.SignerInfo(
-            {
-                "version": "v1",
-                "sid": self.sid,
-                "digest_algorithm": self.digest_algorithm,
-                "signed_attrs": signed_attrs,
-                "signature_algorithm": self.signature_algorithm,
-                "signature": signature,
-            }
-        )
-        signed_data = {
-            "version": "v3",
-            "digest_algorithms": cms.DigestAlgorithms([self.digest_algorithm]),
-            "encap_content_info": cms.EncapsulatedContentInfo(
-                {"content_type": "tst_info", "content": cms.ParsableOctetString(tst_info)}
-            ),
-            "signer_infos": cms.SignerInfos([signer_info]),
-        }
-        if with_certificates:
-            # RFC 3161 2.4.1: without certReq the token must not carry certificates.
-            signed_data["certificates"] = self.certificates
-        return _reloaded(
-            cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(signed_data)})
-        )
-
-
-_Value = TypeVar("_Value", bound=core.Asn1Value)
-
-
-def _reloaded(value: _Value) -> _Value:
-    """``value`` read back from its own DER (and implicit tag): no longer 'mutated'."""
-    tagging = {"implicit": value.tag} if value.implicit else {}
-    loaded: _Value = type(value).load(value.dump(), **tagging)
-    return loaded
+def _without_certificates(token: cms.ContentInfo) -> cms.ContentInfo:
+    # RFC 3161 2.4.1: without certReq the token must not carry certificates.
+    signed = token["content"]
+    fields = {
+        name: signed[name]
+        for name in ("version", "digest_algorithms", "encap_content_info", "signer_infos")
+    }
+    return cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData(fields)})
 
 
 class InProcessTimeStamper(TimeStamper):

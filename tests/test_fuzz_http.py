@@ -76,6 +76,12 @@ def is_problem(response: requests.Response) -> None:
     assert body["status"] == response.status_code and body["code"] and body["title"]
 
 
+def post_der(demo: Demo, path: str, der: bytes, media_type: str) -> requests.Response:
+    return requests.post(
+        f"{demo.url}{path}", data=der, headers={"Content-Type": media_type}, timeout=30
+    )
+
+
 def ocsp_answer(response: requests.Response) -> ocsp.OCSPResponse | None:
     """The OCSP answer, or None for an HTTP-level refusal (such as GET /pki/ocsp/ with an
     empty request: no such resource, a 404 problem)."""
@@ -137,12 +143,7 @@ def server_log(demo: Demo):  # type: ignore[no-untyped-def]
 def test_fuzz_ocsp(demo: Demo, server_log: None, data: st.DataObject) -> None:
     request = data.draw(mutations(ocsp_request(demo.env), DER_TOKENS))
     if data.draw(st.booleans()):
-        response = requests.post(
-            f"{demo.url}/pki/ocsp",
-            data=request,
-            headers={"Content-Type": "application/ocsp-request"},
-            timeout=30,
-        )
+        response = post_der(demo, "/pki/ocsp", request, "application/ocsp-request")
     else:  # RFC 6960 A.1: base64, then URL-encoded, in the path
         encoded = requests.utils.quote(base64.b64encode(request).decode(), safe="")
         response = requests.get(f"{demo.url}/pki/ocsp/{encoded}", timeout=30)
@@ -154,12 +155,7 @@ def test_fuzz_ocsp(demo: Demo, server_log: None, data: st.DataObject) -> None:
 @fuzz_settings(30)
 def test_fuzz_tsa(demo: Demo, server_log: None, data: st.DataObject) -> None:
     query = data.draw(mutations(tsa_query(), DER_TOKENS))
-    response = requests.post(
-        f"{demo.url}/pki/tsa",
-        data=query,
-        headers={"Content-Type": "application/timestamp-query"},
-        timeout=30,
-    )
+    response = post_der(demo, "/pki/tsa", query, "application/timestamp-query")
     event(tsa_answer(response)["status"]["status"])
 
 
@@ -218,12 +214,7 @@ def raw_ocsp_request(serial: int, algorithm: str = "sha256", hash_size: int = 32
 def test_ocsp_request_cryptography_cannot_answer_is_malformed(
     demo: Demo, request_der: bytes
 ) -> None:
-    response = requests.post(
-        f"{demo.url}/pki/ocsp",
-        data=request_der,
-        headers={"Content-Type": "application/ocsp-request"},
-        timeout=10,
-    )
+    response = post_der(demo, "/pki/ocsp", request_der, "application/ocsp-request")
     answer = ocsp_answer(response)
     assert answer and answer.response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
 
@@ -232,12 +223,7 @@ def test_time_stamp_query_with_a_real_where_a_boolean_was_is_rejected(demo: Demo
     query = tsa_query()
     assert query.endswith(b"\x01\x01\xff")  # certReq BOOLEAN TRUE, last
     real = query[:-3] + b"\x09\x01\xff"  # the same bytes tagged REAL: asn1crypto cannot .native
-    response = requests.post(
-        f"{demo.url}/pki/tsa",
-        data=real,
-        headers={"Content-Type": "application/timestamp-query"},
-        timeout=10,
-    )
+    response = post_der(demo, "/pki/tsa", real, "application/timestamp-query")
     reply = tsa_answer(response)
     assert reply["status"]["status"] == "rejection"
     assert reply["status"]["fail_info"] == {"bad_data_format"}
