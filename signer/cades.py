@@ -195,15 +195,18 @@ async def check_signer_certificate(
     """
     intermediates = tuple(intermediates)
     cache = policy.checks if policy.at is None else None
-    key = cache.key(certificate, intermediates) if cache is not None else None
-    if cache is not None and key is not None:
-        kept = cache.get(key)
-        if kept is not None:
-            return kept
+    if cache is None:
+        return await _check_signer_certificate(
+            certificate, intermediates, policy, claimed_time, proof_of_existence
+        )
+    key = cache.key(certificate, intermediates)
+    kept = cache.get(key)
+    if kept is not None:
+        return kept
     check = await _check_signer_certificate(
         certificate, intermediates, policy, claimed_time, proof_of_existence
     )
-    if cache is not None and key is not None and check.detail is None:
+    if check.detail is None:
         cache.keep(key, check)  # a clean pass only: no revocation, no proof of existence used
     return check
 
