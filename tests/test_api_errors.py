@@ -19,6 +19,8 @@ from kyso.identities import Identities
 from kyso.samples import decision_pdf
 from kyso.signing import KeyRing, PdfRequest, SigningService
 from kyso.tokens import ApiToken
+from signer.errors import SigningFailed
+from signer.levels import Level
 
 from .conftest import PASSPHRASE, Demo, KysoEnv
 from .webtools import assert_problem, create_token
@@ -223,3 +225,15 @@ def test_405_and_404_are_problems_too(demo: Demo) -> None:
     assert_problem(response, 405, "method-not-allowed")
     assert "POST" in response.headers["Allow"]
     assert_problem(requests.get(f"{demo.url}/api/v1/nothing", timeout=10), 404, "not-found")
+
+
+def test_b_t_without_a_time_stamping_authority_is_refused_by_name(kyso_env: KysoEnv) -> None:
+    engine = make_engine(f"sqlite:///{kyso_env.data / 'kyso.sqlite'}")
+    identities = Identities(CertificateStore(engine), PkiLayout(kyso_env.pki))
+    service = SigningService(identities, KeyRing(PASSPHRASE.encode()), (), None)
+    province_seal = identities.resolve(f"seal-{PROVINCE}")
+    officer = ApiToken("tk_b_t", "b-t", PROVINCE, (province_seal,), 10, None, None, None)  # type: ignore[arg-type]
+    xml = b"<vanBan><so>1/UBND</so></vanBan>"
+    with pytest.raises(SigningFailed, match="needs a time-stamping authority"):
+        service.sign_xml(officer, f"seal-{PROVINCE}", xml, Level.B_T)
+    assert service.sign_xml(officer, f"seal-{PROVINCE}", xml, Level.B_B).data.startswith(b"<?xml")
