@@ -1,10 +1,17 @@
 """A bounded load test of the relay (`kyso serve` on SQLite, loopback only): first its capacity
 is measured with closed-loop clients for about eight seconds, then packages are sent open-loop
 at 60 % of that rate for a minute (nearer 100 % an open-loop queue is a random walk and its
-latency grows without any fault of the relay). Latency must stay flat (the p99 of the last
-third of the minute within three times that of the first third), every package must get a
-receipt, and every receipted package must reach its recipient's inbox exactly once,
-acknowledgements included."""
+latency grows without any fault of the relay). Latency must stay flat: the p90 of the last
+third of the minute within three times that of the first third, and no package waiting
+two seconds or more. Every package must get a receipt, and every receipted package must reach its
+recipient's inbox exactly once, acknowledgements included.
+
+Why p90 for the trend: at 15–30 packages a second a third of the minute holds 300–600
+latencies, so its p99 is the 3rd to 6th worst; a single pause of 200 ms in either process (a
+WAL checkpoint's fsync, a garbage-collector pass, the other core busy) queues that many and
+moves it threefold while nothing degrades. A relay that slows down over the minute (a growing
+queue, a scan over a growing table, a leak) moves the p90 as much as the p99; the two-second
+bound catches a queue that runs away or a relay that stalls."""
 
 from __future__ import annotations
 
@@ -49,7 +56,8 @@ CAPACITY_SECONDS = 8.0
 LOAD_SECONDS = 60.0
 LOAD_FRACTION = 0.6  # of the measured capacity: nearer 100 % the queue is a random walk
 MAX_RATE = 100.0  # packages per second: bounds the signing done before each phase
-FLATNESS = 3.0
+FLATNESS = 3.0  # last third's p90 over the first third's
+WORST = 2.0  # seconds: no package waits this long at 60 % of capacity
 AHEAD = 500  # packages signed while the relay is set up: enough for 49/s in the probe
 PASS = PASSPHRASE.encode()
 
@@ -170,9 +178,22 @@ def open_loop(sender: Sender, packages: list[Outgoing], rate: float) -> list[flo
     return latencies
 
 
-def p99(values: list[float]) -> float:
+def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def windows(latencies: list[float], rate: float, seconds: float = 10.0) -> str:
+    """p50 / p90 / max per window of the minute, in ms: what a failed flatness check shows."""
+    size = max(1, int(rate * seconds))
+    rows = []
+    for start in range(0, len(latencies), size):
+        chunk = latencies[start : start + size]
+        rows.append(
+            f"{start / rate:4.0f} s: p50 {quantile(chunk, 0.5) * 1000:.0f}, "
+            f"p90 {quantile(chunk, 0.9) * 1000:.0f}, max {max(chunk) * 1000:.0f}"
+        )
+    return "\n".join(rows)
 
 
 def drain(env: ExchangeEnv, agencies: list[str]) -> dict[str, list[str]]:
@@ -243,9 +264,12 @@ def test_relay_latency_stays_flat_at_its_measured_capacity(
         assert sender.errors == []
         assert all(outgoing.body in sender.receipts for outgoing in load)
         third = len(latencies) // 3
-        first, last = p99(latencies[:third]), p99(latencies[-third:])
-        print(f"p99 first third {first * 1000:.0f} ms, last third {last * 1000:.0f} ms")
-        assert last <= FLATNESS * max(first, 0.05), (first, last)
+        first, last = quantile(latencies[:third], 0.9), quantile(latencies[-third:], 0.9)
+        print(f"p90 first third {first * 1000:.0f} ms, last third {last * 1000:.0f} ms")
+        print(f"p99 {quantile(latencies, 0.99) * 1000:.0f} ms, worst {max(latencies) * 1000:.0f}")
+        shape = windows(latencies, rate)
+        assert last <= FLATNESS * max(first, 0.05), shape
+        assert max(latencies) < WORST, shape
 
         # Every receipted package is in its recipient's inbox exactly once.
         sent = [o for o in warm + probe + load if o.body in sender.receipts]
@@ -258,4 +282,4 @@ def test_relay_latency_stays_flat_at_its_measured_capacity(
         assert set(delivered) == expected
         assert set(delivered.values()) == {1}
         print(f"{len(sent)} packages delivered; {time.monotonic() - began:.0f} s in all")
-        assert time.monotonic() - began < 120  # about 85 s on 2 cores
+        # (pytest-timeout's 240 s bounds the whole run; about 90 s on 2 cores)
