@@ -12,10 +12,11 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
+from asn1crypto import cms, parser
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
-from signer.report import Indication
+from signer.report import Indication, SubIndication
 
 from .bounds import kyso_verify
 from .conftest import KysoEnv, Server
@@ -255,3 +256,58 @@ def test_second_signature_claiming_another_signer(env, signed, tmp_path) -> None
     assert second.indication is not Indication.TOTAL_PASSED
     assert second.signer.common_name == "Nguyễn Văn An"
     assert not report.passed
+
+
+def _contents_gap(data: bytes) -> tuple[int, int, bytes]:
+    """The /Contents gap's offsets (from ``<`` to after ``>``) and the CMS it holds, unpadded."""
+    _, (_a, start, end, _d) = _byte_range(data)
+    gap = data[start:end]
+    assert gap.startswith(b"<") and gap.endswith(b">")
+    _, _, _, header, contents, _ = parser.parse(bytes.fromhex(gap[1:-1].decode()), strict=False)
+    return start, end, (header + contents).hex().encode()  # without the zero padding
+
+
+def test_signature_wrapping_hides_data_in_the_contents_gap(env, signed, tmp_path) -> None:
+    # Signature wrapping ("PDF insecurity"): every signed byte stays where it was and the CMS
+    # stays valid; the attacker's bytes go into the unsigned gap after the real /Contents.
+    data = signed.read_bytes()
+    start, end, der_hex = _contents_gap(data)
+    hidden = b"<" + der_hex + b">%" + FORGED_TEXT + b"\n"
+    assert len(hidden) < end - start
+    forged = data[:start] + hidden.ljust(end - start) + data[end:]
+    assert_not_passed(env, forged, tmp_path, "wrapped.pdf")
+    first = verify_with(env, tmp_path / "wrapped.pdf").signatures[0]
+    assert (first.indication, first.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.FORMAT_FAILURE,
+    ), first
+
+
+def test_one_changed_signed_byte_is_hash_failure(env, signed, tmp_path) -> None:
+    data = bytearray(signed.read_bytes())
+    match = re.search(rb"\(([^()\\]{8,})\)", bytes(data[:4096]))  # a string in the first range
+    assert match
+    data[match.start(1)] ^= 0x01
+    assert_not_passed(env, bytes(data), tmp_path, "hash.pdf")
+    first = verify_with(env, tmp_path / "hash.pdf").signatures[0]
+    assert (first.indication, first.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.HASH_FAILURE,
+    ), first
+
+
+def test_changed_signature_value_is_sig_crypto_failure(env, signed, tmp_path) -> None:
+    # The signed attributes (and so the document digest) stay intact; only the RSA value differs.
+    data = signed.read_bytes()
+    start, end, der_hex = _contents_gap(data)
+    der = bytes.fromhex(der_hex.decode())
+    value = cms.ContentInfo.load(der)["content"]["signer_infos"][0]["signature"].native
+    at = der.index(value) + len(value) // 2
+    new_hex = (der[:at] + bytes([der[at] ^ 0x01]) + der[at + 1 :]).hex().encode()
+    forged = data[:start] + (b"<" + new_hex).ljust(end - start - 1, b"0") + b">" + data[end:]
+    assert_not_passed(env, forged, tmp_path, "sig.pdf")
+    first = verify_with(env, tmp_path / "sig.pdf").signatures[0]
+    assert (first.indication, first.sub_indication) == (
+        Indication.TOTAL_FAILED,
+        SubIndication.SIG_CRYPTO_FAILURE,
+    ), first
