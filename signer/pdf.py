@@ -115,6 +115,26 @@ def _next_field_name(writer: IncrementalPdfFileWriter) -> str:
     return f"Signature{index}"
 
 
+def _check_new_visible_field_allowed(
+    writer: IncrementalPdfFileWriter, field_name: str, name: str
+) -> None:
+    """Refuse a new visible signature field in a certified document.
+
+    A certification (DocMDP) allows signing, not new widgets on the page: validators (pyHanko,
+    and any that resists the "sneaky signature" attack) would fail the certification signature.
+    Signing invisibly, or into an empty field the certifier created, is allowed.
+    """
+    perms = writer.root.get("/Perms")
+    if perms is None or "/DocMDP" not in perms:
+        return
+    empty = {n for n, value, _ in fields.enumerate_sig_fields(writer) if value is None}
+    if field_name not in empty:
+        raise SigningFailed(
+            f"{name} is certified (DocMDP): a new visible signature would invalidate its "
+            "certification; sign it without a visible stamp, or into an empty signature field"
+        )
+
+
 def _timestamper(options: PdfSignOptions) -> TimeStamper | None:
     if not options.level.timestamped:
         return None
@@ -217,6 +237,8 @@ def _sign_once(
         # unbounded memory at signing time either.
         writer = IncrementalPdfFileWriter.from_reader(read_pdf(source, name))
         field_name = options.field_name or _next_field_name(writer)
+        if options.stamp is not None or options.appearance is not None:
+            _check_new_visible_field_allowed(writer, field_name, name)
         signing_time = dt.datetime.now(dt.UTC)
         if options.stamp is not None:
             appearance, params = build_appearance(options.stamp, writer.prev, signing_time)

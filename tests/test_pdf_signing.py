@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,72 @@ def test_signature_space_too_small_is_retried_and_remembered(
     sign_with(server.env, sample(tmp_path), signed, "seal-000.00.02.H41", Level.B_T)
     assert verify_with(server.env, signed).passed
     assert len(pdf_module._RESERVATIONS) == 1  # the size that worked is used next time
+
+
+def _docmdp_permission(path: Path) -> int:
+    """/P of the DocMDP transform the document's /Perms names (the certification signature)."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    with path.open("rb") as stream:
+        signature = PdfFileReader(stream).root["/Perms"]["/DocMDP"]
+        [reference] = signature["/Reference"]
+        assert reference["/TransformMethod"] == "/DocMDP"
+        return int(reference["/TransformParams"]["/P"])
+
+
+def test_cli_certifies_with_a_visible_stamp_then_seals(server: Server, tmp_path: Path) -> None:
+    env = server.env
+    keys, images = env.pki / "keys", env.pki / "images"
+    certified, sealed = tmp_path / "certified.pdf", tmp_path / "sealed.pdf"
+    env.kyso(
+        "sign", "pdf", str(sample(tmp_path)), "-o", str(certified),
+        "--key", f"p12:{keys / 'person-nguyen-van-an.p12'}", "--level", "B-T", "--certify",
+        "--visible", "--page", "1", "--box", "330,350,510,440",
+        "--signature-image", str(images / "person-nguyen-van-an.png"),
+        "--reason", "Ký ban hành", "--location", "Nghệ An",
+    )  # fmt: skip
+    assert _docmdp_permission(certified) == 2  # form filling and signing only
+    seal = ["sign", "pdf", str(certified), "-o", str(sealed),
+            "--key", f"p12:{keys / 'seal-000.00.00.H41.p12'}"]  # fmt: skip
+    # A new visible widget after a certification is the "sneaky signature" attack's change:
+    # refused before anything is written, rather than a file whose certification fails.
+    refused = env.kyso(
+        *seal, "--visible", "--style", "seal",
+        "--seal-image", str(images / "seal-000.00.00.H41.png"), check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2 and not sealed.exists(), refused
+    assert "certified (DocMDP)" in refused.stderr and "Traceback" not in refused.stderr
+    env.kyso(*seal)
+    run = env.kyso("verify", str(sealed), "--json", "--trust", str(env.pki / "ca"))
+    person, agency = json.loads(run.stdout)["signatures"]
+    assert (person["indication"], agency["indication"]) == ("TOTAL_PASSED", "TOTAL_PASSED")
+    assert (person["signer"]["common_name"], person["level"]) == ("Nguyễn Văn An", "B-T")
+    assert agency["signer"]["common_name"] == "UBND tỉnh Nghệ An"
+    assert [c["allowed"] for c in person["changes"]] == [True]
+    assert pdfsig(sealed, nss_db(env, tmp_path / "nss")).count("Signature is Valid.") == 2
+
+
+def test_page_content_changed_after_certification_is_not_allowed(
+    server: Server, tmp_path: Path
+) -> None:
+    from io import BytesIO
+
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    env = server.env
+    certified = tmp_path / "certified.pdf"
+    sign_with(env, sample(tmp_path), certified, "seal-000.00.00.H41", certify=True)
+    writer = IncrementalPdfFileWriter(BytesIO(certified.read_bytes()))
+    page_ref = writer.root["/Pages"].raw_get("/Kids")[0]
+    page = page_ref.get_object()
+    stream = generic.StreamObject(stream_data=b"BT /F1 24 Tf 72 500 Td (Sua doi) Tj ET")
+    page["/Contents"] = generic.ArrayObject([page.raw_get("/Contents"), writer.add_object(stream)])
+    writer.update_container(page)
+    changed = tmp_path / "changed.pdf"
+    with changed.open("wb") as out:
+        writer.write(out)
+    [signature] = verify_with(env, changed).signatures
+    assert signature.indication is not Indication.TOTAL_PASSED, signature
+    assert [c.allowed for c in signature.changes] == [False], signature.changes
+    assert env.kyso("verify", str(changed), check=False).returncode == 1
