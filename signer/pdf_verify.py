@@ -381,6 +381,11 @@ def _trust_sub_indication(
             " and no valid timestamp proves the signature existed within that period"
         )
         return SubIndication.OUT_OF_BOUNDS_NO_POE
+    certificate = status.signing_cert
+    if certificate.self_issued and not context.path_builder.trust_manager.is_root(certificate):
+        # certvalidator calls this an invalid certificate; for ETSI it is a missing chain.
+        result.details.append("the signer's certificate is self-signed and not a trusted root")
+        return SubIndication.NO_CERTIFICATE_CHAIN_FOUND
     name = str(getattr(status.trust_problem_indic, "name", ""))
     if name == SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE and _lacks_revinfo(status, context):
         result.details.append("no OCSP or CRL answer was available for the certificate chain")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from certs.keystore import open_key
+from certs.keystore import SigningKey, open_key
 from certs.truststore import load_certificates
 from kyso.samples import decision_pdf
 from signer.levels import Level
@@ -73,3 +73,40 @@ def pdfsig(path: Path, nssdir: str | None = None) -> str:
 
 def qpdf_check(path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(["qpdf", "--check", str(path)], capture_output=True, text=True)
+
+
+def stranger_key(common_name: str, organization: str | None = None) -> SigningKey:
+    """A signing key whose self-made certificate (digitalSignature, nonRepudiation) no CA Kyso
+    knows has issued: what an attacker, or an agency outside the province, signs with."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    from certs.keyfile import KeyBundle
+    from certs.keystore import signer_from_bundle
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    if organization:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+    name = x509.Name(attributes)
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(
+            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    bundle = KeyBundle(key, certificate)
+    return SigningKey("stranger", signer_from_bundle(bundle), certificate)

@@ -20,7 +20,7 @@ from signer.report import Indication, SubIndication
 
 from .bounds import kyso_verify
 from .conftest import KysoEnv, Server
-from .pdftools import sample, sign_with, verify_with
+from .pdftools import sample, sign_with, stranger_key, verify_with
 
 FORGED_TEXT = b"BT /F1 24 Tf 72 500 Td (FORGED: tra lai 10 ty dong) Tj ET"
 
@@ -214,46 +214,18 @@ def test_universal_signature_forgery_with_empty_or_garbage_contents(
 
 def test_second_signature_claiming_another_signer(env, signed, tmp_path) -> None:
     # An attacker's self-made certificate with the officer's name signs a second revision.
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    from certs.keyfile import KeyBundle
-    from certs.keystore import SigningKey, signer_from_bundle
     from signer.pdf import PdfSignOptions, sign
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COMMON_NAME, "Nguyễn Văn An"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "UBND tỉnh Nghệ An"),
-        ]
-    )
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.KeyUsage(True, True, False, False, False, False, False, False, False),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    bundle = KeyBundle(key, cert)
+    attacker = stranger_key("Nguyễn Văn An", "UBND tỉnh Nghệ An")
     forged = tmp_path / "second.pdf"
-    sign(signed, forged, SigningKey("attacker", signer_from_bundle(bundle), cert), PdfSignOptions())
+    sign(signed, forged, attacker, PdfSignOptions())
     report = verify_with(env, forged)
     first, second = report.signatures
     assert first.indication is Indication.TOTAL_PASSED  # the genuine one is still fine
-    assert second.indication is not Indication.TOTAL_PASSED
+    assert (second.indication, second.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
+    ), second
     assert second.signer.common_name == "Nguyễn Văn An"
     assert not report.passed
 

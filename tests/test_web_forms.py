@@ -3,6 +3,7 @@ verifying through the forms, the admin page."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import subprocess
@@ -292,3 +293,48 @@ def test_every_word_of_the_pages_is_translated() -> None:
     dynamic = {k for k in MESSAGES["vi"] if k.split(".")[0] in ("role", "indication", "kind")}
     assert used - set(MESSAGES["vi"]) == set()
     assert (used | dynamic) - set(MESSAGES["en"]) == set()
+
+
+def test_auditor_page_checks_an_edxml_package(demo: Demo) -> None:
+    from signer import edxml
+
+    from .exchangetools import package_bytes
+
+    attachment = edxml.Attachment("cid:bc", "bao-cao.txt", "text/plain", "Báo cáo quý IV".encode())
+    package = package_bytes(None, "000.00.00.H41", ["000.00.21.H41"], [attachment])
+    signed = requests.post(
+        f"{demo.url}/api/v1/sign/xml", headers=demo.auth, timeout=60,
+        files={"file": ("goi-tin.xml", package)}, data={"key": "seal-000.00.00.H41"},
+    ).content  # fmt: skip
+    auditor = login(demo, "khoa")
+    response = auditor.post(
+        f"{demo.url}/verify", files={"document": ("goi-tin.xml", signed)}, timeout=60
+    )
+    assert 'data-indication="TOTAL_PASSED"' in response.text and "XAdES" in response.text
+    assert "UBND tỉnh Nghệ An" in response.text
+    encoded = base64.b64encode(attachment.data)
+    assert signed.count(encoded) == 1
+    changed = base64.b64encode(attachment.data.replace(b"IV", b"III"))
+    tampered = auditor.post(
+        f"{demo.url}/verify",
+        files={"document": ("goi-tin.xml", signed.replace(encoded, changed))},
+        timeout=60,
+    )
+    assert 'data-indication="TOTAL_FAILED"' in tampered.text, tampered.text
+    assert "bao-cao.txt" in tampered.text
+
+
+def test_auditor_page_shows_an_unknown_issuer_in_amber(demo: Demo, tmp_path: Path) -> None:
+    from signer.pdf import PdfSignOptions, sign
+
+    from .pdftools import stranger_key
+
+    stranger = stranger_key("Lê Văn Lạ", "UBND tỉnh Hà Tĩnh")
+    signed = tmp_path / "stranger.pdf"
+    sign(decision_pdf(tmp_path / "qd.pdf").path, signed, stranger, PdfSignOptions())
+    auditor = login(demo, "khoa")
+    response = auditor.post(
+        f"{demo.url}/verify", files={"document": ("la.pdf", signed.read_bytes())}, timeout=60
+    )
+    assert 'class="card verdict amber" data-indication="INDETERMINATE"' in response.text
+    assert "NO_CERTIFICATE_CHAIN_FOUND" in response.text and "Lê Văn Lạ" in response.text
