@@ -28,10 +28,12 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
+import ipaddress
 import re
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -357,3 +359,16 @@ def decode_client_certificate(value: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise Unauthenticated("the client certificate header cannot be read") from None
+
+
+def from_networks(
+    address: str | None, networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
+    """Whether the peer ``address`` (the socket's, never a forwarded header) is in ``networks``."""
+    if not address:
+        return False
+    try:
+        peer = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    return any(peer in network for network in networks)

@@ -10,12 +10,15 @@
 | KYSO_AUDIT_CHECKPOINT_EVERY  | 60        | seconds between TSA checkpoints of the audit log |
 | KYSO_REQUIRE_SIGNED_PDF      | 1         | refuse PDF attachments without a signature       |
 | KYSO_CLIENT_CERT_HEADER      | –         | header with the client certificate (TLS proxy)   |
+| KYSO_CLIENT_CERT_PROXIES     | loopback  | addresses / networks of the TLS proxies trusted  |
+|                              |           | to set that header (comma-separated)             |
 | KYSO_EXCHANGE_WORKER         | 1         | run the push / checkpoint worker in the server   |
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +37,10 @@ class RelayConfig:
     require_signed_pdfs: bool = True
     clock_skew: dt.timedelta = dt.timedelta(minutes=5)
     client_cert_header: str | None = None
+    client_cert_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
     worker: bool = True
     routing_file: str | None = None
 
@@ -66,6 +73,24 @@ class RelayConfig:
             checkpoint_interval=number("KYSO_AUDIT_CHECKPOINT_EVERY", cls.checkpoint_interval),
             require_signed_pdfs=flag("KYSO_REQUIRE_SIGNED_PDF", cls.require_signed_pdfs),
             client_cert_header=env.get("KYSO_CLIENT_CERT_HEADER") or None,
+            client_cert_proxies=networks(
+                "KYSO_CLIENT_CERT_PROXIES", env.get("KYSO_CLIENT_CERT_PROXIES")
+            )
+            or cls.client_cert_proxies,
             worker=flag("KYSO_EXCHANGE_WORKER", cls.worker),
             routing_file=env.get("KYSO_ROUTING") or None,
         )
+
+
+def networks(
+    name: str, value: str | None
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """``"10.0.0.5, 10.1.0.0/16"`` as networks (an address is a network of one); () if unset."""
+    try:
+        return tuple(
+            ipaddress.ip_network(part.strip(), strict=False)
+            for part in (value or "").split(",")
+            if part.strip()
+        )
+    except ValueError as exc:
+        raise BadRequest(f"{name}={value!r}: {exc}") from None

@@ -34,7 +34,7 @@ from urllib.parse import quote
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from .audit import REJECTED, verify_chain
-from .auth import Principal, decode_client_certificate
+from .auth import Principal, decode_client_certificate, from_networks
 from .errors import BadRequest, InvalidPackage, PackageTooLarge, Unauthenticated
 from .relay import agency_from_json
 from .service import Exchange
@@ -58,8 +58,15 @@ def _principal() -> Principal:
 
 
 def _client_certificate() -> bytes | None:
-    header = _exchange().config.client_cert_header
+    config = _exchange().config
+    header = config.client_cert_header
     if header and request.headers.get(header):
+        # Only the TLS terminator may vouch for a certificate: from anyone else the header is
+        # a claim by whoever knows an agency's (public) certificate.
+        if not from_networks(request.remote_addr, config.client_cert_proxies):
+            raise Unauthenticated(
+                f"{header} is only accepted from the TLS proxy, not from {request.remote_addr}"
+            )
         return decode_client_certificate(request.headers[header])
     pem = request.environ.get("SSL_CLIENT_CERT")
     return pem.encode() if isinstance(pem, str) and pem.strip() else None

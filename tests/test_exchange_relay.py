@@ -400,6 +400,32 @@ def _pem_header(certificate: x509.Certificate) -> str:
     return urllib.parse.quote(certificate.public_bytes(serialization.Encoding.PEM).decode())
 
 
+def test_the_client_certificate_header_counts_only_from_the_tls_proxy(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kyso.app import create_app
+    from kyso.config import Settings
+
+    from .conftest import PASSPHRASE
+
+    env = relay.env
+    for name, value in {**env.env, "KYSO_EXCHANGE_WORKER": "0"}.items():
+        monkeypatch.setenv(name, value)
+    seal = x509.load_pem_x509_certificate(env.cert(f"seal-{VINH}").read_bytes())
+    headers = {"X-Client-Cert": _pem_header(seal)}
+    client = create_app(Settings.load(), PASSPHRASE.encode()).test_client()
+    proxied = client.get("/api/v1/inbox", headers=headers, environ_base={"REMOTE_ADDR": "::1"})
+    assert proxied.status_code == 200, proxied.json
+    # The same header straight from another host is a claim, not a TLS handshake.
+    direct = client.get("/api/v1/inbox", headers=headers, environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert direct.status_code == 401 and direct.json["code"] == "unauthenticated"
+    assert "192.0.2.7" in direct.json["detail"]
+    monkeypatch.setenv("KYSO_CLIENT_CERT_PROXIES", "192.0.2.0/24")
+    client = create_app(Settings.load(), PASSPHRASE.encode()).test_client()
+    behind = client.get("/api/v1/inbox", headers=headers, environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert behind.status_code == 200, behind.json
+
+
 def test_mutual_tls_identifies_the_agency_by_its_certificate(relay: Relay) -> None:
     env = relay.env
     seal = x509.load_pem_x509_certificate(env.cert(f"seal-{VINH}").read_bytes())

@@ -352,3 +352,20 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
         full = min(60.0, 2 ** (n - 1))
         assert full / 2 <= delay <= full
     assert delays[-1] <= 60 and len({round(d, 6) for d in delays}) == len(delays)
+
+
+def test_trusted_proxy_networks_from_the_environment() -> None:
+    from exchange.auth import from_networks
+    from exchange.config import RelayConfig
+    from exchange.errors import BadRequest
+
+    default = RelayConfig.from_env({}).client_cert_proxies
+    assert from_networks("127.0.0.1", default) and from_networks("::1", default)
+    assert not from_networks("10.0.0.1", default) and not from_networks(None, default)
+    assert not from_networks("not an address", default)
+    chosen = RelayConfig.from_env({"KYSO_CLIENT_CERT_PROXIES": "10.0.0.5, 10.1.0.0/16"})
+    assert from_networks("10.1.2.3", chosen.client_cert_proxies)
+    assert from_networks("10.0.0.5", chosen.client_cert_proxies)
+    assert not from_networks("127.0.0.1", chosen.client_cert_proxies)
+    with pytest.raises(BadRequest, match="KYSO_CLIENT_CERT_PROXIES"):
+        RelayConfig.from_env({"KYSO_CLIENT_CERT_PROXIES": "10.0.0.300"})
