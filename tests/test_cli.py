@@ -131,3 +131,24 @@ def test_serve_refuses_to_start_with_a_wrong_passphrase(kyso_env: KysoEnv) -> No
     env = {**kyso_env.env, "KYSO_PASSPHRASE": "wrong"}
     result = kyso_env.kyso("serve", "--port", "1", env=env, check=False)
     assert_user_error(result, "wrong passphrase")
+
+
+def test_pki_init_into_a_chosen_directory(tmp_path) -> None:
+    from cryptography import x509
+
+    env = KysoEnv(tmp_path / "data", 1)
+    target = tmp_path / "elsewhere"
+    env.kyso("pki", "init", "--dir", str(target), "--base-url", "http://pki.nghean.example:8080")
+    ca = target / "ca"
+    leaf = target / "certs" / "seal-000.00.00.H41.pem"
+    verified = subprocess.run(
+        ["openssl", "verify", "-CAfile", str(ca / "root.pem"), "-untrusted",
+         str(ca / "issuing.pem"), str(leaf)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert verified.returncode == 0 and ": OK" in verified.stdout, verified.stderr
+    certificate = x509.load_pem_x509_certificate(leaf.read_bytes())
+    aia = certificate.extensions.get_extension_for_class(x509.AuthorityInformationAccess)
+    urls = [d.access_location.value for d in aia.value]
+    assert "http://pki.nghean.example:8080/pki/ocsp" in urls, urls
+    assert not (tmp_path / "data" / "pki").exists()  # the PKI went where --dir said

@@ -281,6 +281,31 @@ def test_attachment_stamp_is_top_right_of_the_first_page(attachment: Signed) -> 
     assert x1 > width / 2 and y1 > height - 25 * MM  # inside the top margin's right half
 
 
+def _font_sizes(path: Path) -> list[float]:
+    """Every Tf size in the signature widget's appearance, its form XObjects included."""
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    sizes: list[float] = []
+
+    def walk(stream) -> None:  # type: ignore[no-untyped-def]
+        sizes.extend(float(v) for v in re.findall(rb"/\S+\s+([\d.]+)\s+Tf\b", stream.data))
+        xobjects = stream.get("/Resources", {}).get("/XObject", {})
+        for name in xobjects:
+            walk(xobjects[name])
+
+    with path.open("rb") as file:
+        reader = PdfFileReader(file)
+        fields = [f.get_object() for f in reader.root["/AcroForm"]["/Fields"]]
+        [widget] = [f for f in fields if f.get("/FT") == "/Sig"]
+        walk(widget["/AP"]["/N"])
+    return sizes
+
+
+def test_attachment_stamp_text_is_size_10(attachment: Signed) -> None:
+    sizes = _font_sizes(attachment.pdf)
+    assert sizes and set(sizes) == {10.0}, sizes
+
+
 def test_stamped_output_is_valid_and_embeds_noto_serif(attachment: Signed) -> None:
     assert pdfsig_valid(attachment.pdf) == 1
     qpdf_check(attachment.pdf)
