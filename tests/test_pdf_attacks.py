@@ -16,7 +16,7 @@ from asn1crypto import cms, parser
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
-from signer.report import Indication, SubIndication
+from signer.report import Indication, SignatureReport, SubIndication
 
 from .bounds import kyso_verify
 from .conftest import KysoEnv, Server
@@ -53,7 +53,8 @@ def first_page(
     return ref, ref.get_object()
 
 
-def assert_not_passed(env: KysoEnv, data: bytes, tmp_path: Path, name: str) -> None:
+def assert_not_passed(env: KysoEnv, data: bytes, tmp_path: Path, name: str) -> SignatureReport:
+    """The attack file's first signature report, which must not pass (library and CLI)."""
     path = tmp_path / name
     path.write_bytes(data)
     report = verify_with(env, path)
@@ -64,6 +65,7 @@ def assert_not_passed(env: KysoEnv, data: bytes, tmp_path: Path, name: str) -> N
     run = kyso_verify(env, path)  # also under the time and memory bounds of every attack
     run.check(name)
     assert run.returncode == 1, run.output
+    return first
 
 
 def test_incremental_saving_attack_replaces_page_content(env, signed, tmp_path) -> None:
@@ -247,8 +249,7 @@ def test_signature_wrapping_hides_data_in_the_contents_gap(env, signed, tmp_path
     hidden = b"<" + der_hex + b">%" + FORGED_TEXT + b"\n"
     assert len(hidden) < end - start
     forged = data[:start] + hidden.ljust(end - start) + data[end:]
-    assert_not_passed(env, forged, tmp_path, "wrapped.pdf")
-    first = verify_with(env, tmp_path / "wrapped.pdf").signatures[0]
+    first = assert_not_passed(env, forged, tmp_path, "wrapped.pdf")
     assert (first.indication, first.sub_indication) == (
         Indication.TOTAL_FAILED,
         SubIndication.FORMAT_FAILURE,
@@ -260,8 +261,7 @@ def test_one_changed_signed_byte_is_hash_failure(env, signed, tmp_path) -> None:
     match = re.search(rb"\(([^()\\]{8,})\)", bytes(data[:4096]))  # a string in the first range
     assert match
     data[match.start(1)] ^= 0x01
-    assert_not_passed(env, bytes(data), tmp_path, "hash.pdf")
-    first = verify_with(env, tmp_path / "hash.pdf").signatures[0]
+    first = assert_not_passed(env, bytes(data), tmp_path, "hash.pdf")
     assert (first.indication, first.sub_indication) == (
         Indication.TOTAL_FAILED,
         SubIndication.HASH_FAILURE,
@@ -277,8 +277,7 @@ def test_changed_signature_value_is_sig_crypto_failure(env, signed, tmp_path) ->
     at = der.index(value) + len(value) // 2
     new_hex = (der[:at] + bytes([der[at] ^ 0x01]) + der[at + 1 :]).hex().encode()
     forged = data[:start] + (b"<" + new_hex).ljust(end - start - 1, b"0") + b">" + data[end:]
-    assert_not_passed(env, forged, tmp_path, "sig.pdf")
-    first = verify_with(env, tmp_path / "sig.pdf").signatures[0]
+    first = assert_not_passed(env, forged, tmp_path, "sig.pdf")
     assert (first.indication, first.sub_indication) == (
         Indication.TOTAL_FAILED,
         SubIndication.SIG_CRYPTO_FAILURE,

@@ -219,17 +219,26 @@ def test_uploads_that_are_not_pdfs(demo: Demo) -> None:
     assert_problem(response, 422, "invalid-document")
 
 
+def sign_through_api(demo: Demo, kind: str, name: str, content: bytes, key: str) -> bytes:
+    """``content`` signed by ``POST /api/v1/sign/{kind}`` with the demo token."""
+    response = requests.post(
+        f"{demo.url}/api/v1/sign/{kind}", headers=demo.auth, timeout=60,
+        files={"file": (name, content)}, data={"key": key},
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+def audit(auditor: requests.Session, demo: Demo, **files: tuple[str, bytes]) -> requests.Response:
+    """The auditor page's answer to an upload (``document=``, and ``content=`` if detached)."""
+    return auditor.post(f"{demo.url}/verify", files=files, timeout=60)
+
+
 def test_auditor_page_reports_and_downloads(demo: Demo, tmp_path: Path) -> None:
-    source = decision_pdf(tmp_path / "qd.pdf").path
-    with source.open("rb") as stream:
-        signed = requests.post(
-            f"{demo.url}/api/v1/sign/pdf", headers=demo.auth, timeout=60,
-            files={"file": ("qd.pdf", stream)}, data={"key": "person-nguyen-van-an"},
-        ).content  # fmt: skip
+    source = decision_pdf(tmp_path / "qd.pdf").path.read_bytes()
+    signed = sign_through_api(demo, "pdf", "qd.pdf", source, "person-nguyen-van-an")
     auditor = login(demo, "khoa")
-    response = auditor.post(
-        f"{demo.url}/verify", files={"document": ("quyết định.pdf", signed)}, timeout=60
-    )
+    response = audit(auditor, demo, document=("quyết định.pdf", signed))
     assert response.status_code == 200 and "/reports/" in response.url
     assert 'data-indication="TOTAL_PASSED"' in response.text
     assert "Hợp lệ" in response.text and "Nguyễn Văn An" in response.text
@@ -257,21 +266,14 @@ def test_auditor_page_reports_and_downloads(demo: Demo, tmp_path: Path) -> None:
 
 def test_auditor_page_checks_a_detached_signature(demo: Demo, tmp_path: Path) -> None:
     content = b"Bien ban hop ngay 25/11/2026\n"
-    signature = requests.post(
-        f"{demo.url}/api/v1/sign/cms", headers=demo.auth, timeout=60,
-        files={"file": ("bien-ban.txt", content)}, data={"key": "seal-000.00.00.H41"},
-    ).content  # fmt: skip
+    signature = sign_through_api(demo, "cms", "bien-ban.txt", content, "seal-000.00.00.H41")
     auditor = login(demo, "khoa")
-    response = auditor.post(
-        f"{demo.url}/verify",
-        files={"document": ("bien-ban.txt.p7s", signature), "content": ("bien-ban.txt", content)},
-        timeout=60,
+    response = audit(
+        auditor, demo, document=("bien-ban.txt.p7s", signature), content=("bien-ban.txt", content)
     )
     assert 'data-indication="TOTAL_PASSED"' in response.text and "CAdES" in response.text
-    tampered = auditor.post(
-        f"{demo.url}/verify",
-        files={"document": ("b.p7s", signature), "content": ("b.txt", content + b"!")},
-        timeout=60,
+    tampered = audit(
+        auditor, demo, document=("b.p7s", signature), content=("b.txt", content + b"!")
     )
     assert 'data-indication="TOTAL_FAILED"' in tampered.text
     assert "Nội dung đã bị thay đổi sau khi ký." in tampered.text
@@ -302,24 +304,15 @@ def test_auditor_page_checks_an_edxml_package(demo: Demo) -> None:
 
     attachment = edxml.Attachment("cid:bc", "bao-cao.txt", "text/plain", "Báo cáo quý IV".encode())
     package = package_bytes(None, "000.00.00.H41", ["000.00.21.H41"], [attachment])
-    signed = requests.post(
-        f"{demo.url}/api/v1/sign/xml", headers=demo.auth, timeout=60,
-        files={"file": ("goi-tin.xml", package)}, data={"key": "seal-000.00.00.H41"},
-    ).content  # fmt: skip
+    signed = sign_through_api(demo, "xml", "goi-tin.xml", package, "seal-000.00.00.H41")
     auditor = login(demo, "khoa")
-    response = auditor.post(
-        f"{demo.url}/verify", files={"document": ("goi-tin.xml", signed)}, timeout=60
-    )
+    response = audit(auditor, demo, document=("goi-tin.xml", signed))
     assert 'data-indication="TOTAL_PASSED"' in response.text and "XAdES" in response.text
     assert "UBND tỉnh Nghệ An" in response.text
     encoded = base64.b64encode(attachment.data)
     assert signed.count(encoded) == 1
     changed = base64.b64encode(attachment.data.replace(b"IV", b"III"))
-    tampered = auditor.post(
-        f"{demo.url}/verify",
-        files={"document": ("goi-tin.xml", signed.replace(encoded, changed))},
-        timeout=60,
-    )
+    tampered = audit(auditor, demo, document=("goi-tin.xml", signed.replace(encoded, changed)))
     assert 'data-indication="TOTAL_FAILED"' in tampered.text, tampered.text
     assert "bao-cao.txt" in tampered.text
 
@@ -333,8 +326,6 @@ def test_auditor_page_shows_an_unknown_issuer_in_amber(demo: Demo, tmp_path: Pat
     signed = tmp_path / "stranger.pdf"
     sign(decision_pdf(tmp_path / "qd.pdf").path, signed, stranger, PdfSignOptions())
     auditor = login(demo, "khoa")
-    response = auditor.post(
-        f"{demo.url}/verify", files={"document": ("la.pdf", signed.read_bytes())}, timeout=60
-    )
+    response = audit(auditor, demo, document=("la.pdf", signed.read_bytes()))
     assert 'class="card verdict amber" data-indication="INDETERMINATE"' in response.text
     assert "NO_CERTIFICATE_CHAIN_FOUND" in response.text and "Lê Văn Lạ" in response.text
