@@ -163,6 +163,41 @@ def test_validation_time_in_the_past(server: Server, tmp_path: Path) -> None:
     assert bad.returncode == 2 and "ISO 8601" in bad.stderr
 
 
+def test_archived_document_whose_signer_is_revoked_later(server: Server, tmp_path: Path) -> None:
+    import datetime as dt
+    import time
+
+    env = server.env
+    issued = env.kyso(
+        "pki", "issue", "person", "--agency", "000.00.04.H41", "--name", "Hồ Thị Mai",
+        "--title", "Chánh Văn phòng",
+    )  # fmt: skip
+    stamped, plain = tmp_path / "b-t.pdf", tmp_path / "b-b.pdf"
+    sign_with(env, sample(tmp_path), stamped, "person-ho-thi-mai", Level.B_T)
+    sign_with(env, sample(tmp_path), plain, "person-ho-thi-mai", Level.B_B)
+    time.sleep(2)
+    between = dt.datetime.now(dt.UTC)  # after both signatures, before the revocation
+    time.sleep(2)
+    env.kyso("pki", "revoke", issued.stdout.split()[1], "--reason", "keyCompromise")
+
+    # Now: the timestamp proves the B-T signature existed before the revocation ...
+    [proven] = verify_with(env, stamped).signatures
+    assert proven.indication is Indication.TOTAL_PASSED, proven.details
+    assert any("before revocation" in d for d in proven.details), proven.details
+    # ... while the B-B signature only claims a time, which nothing proves.
+    [claimed] = verify_with(env, plain).signatures
+    assert (claimed.indication, claimed.sub_indication) == (
+        Indication.INDETERMINATE,
+        SubIndication.REVOKED_NO_POE,
+    ), claimed
+    # As of a moment before the revocation, both were valid (the auditor's --at).
+    for path in (stamped, plain):
+        [then] = verify_with(env, path, at=between).signatures
+        assert then.indication is Indication.TOTAL_PASSED, (path.name, then.details)
+    cli = env.kyso("verify", str(plain), "--at", between.isoformat(), "--json")
+    assert json.loads(cli.stdout)["passed"] is True
+
+
 def test_signature_space_too_small_is_retried_and_remembered(
     server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
