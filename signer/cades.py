@@ -63,7 +63,7 @@ from certs.keystore import SigningKey, from_asn1, to_asn1
 from .errors import DocumentTooLarge, InvalidDocument, SigningFailed, UnsupportedFormat
 from .explain import with_explanation
 from .levels import BASIC_LEVELS, check_basic_level
-from .policy import ValidationPolicy
+from .policy import SELF_SIGNED_UNTRUSTED, ValidationPolicy, self_signed_untrusted
 from .report import (
     CertificateInfo,
     Indication,
@@ -218,16 +218,14 @@ async def _check_signer_certificate(
     claimed_time: dt.datetime | None,
     proof_of_existence: dt.datetime | None,
 ) -> CertificateCheck:
-    if certificate.issuer == certificate.subject and certificate not in policy.trust_roots:
-        # certvalidator calls this an invalid certificate; for ETSI it is a missing chain.
-        return CertificateCheck(
-            SubIndication.NO_CERTIFICATE_CHAIN_FOUND,
-            "the signer's certificate is self-signed and not a trusted root",
-            [certificate],
-        )
     context = policy.validation_context()
+    signer_asn1 = to_asn1(certificate)
+    if self_signed_untrusted(signer_asn1, context):
+        return CertificateCheck(
+            SubIndication.NO_CERTIFICATE_CHAIN_FOUND, SELF_SIGNED_UNTRUSTED, [certificate]
+        )
     validator = CertificateValidator(
-        to_asn1(certificate),
+        signer_asn1,
         intermediate_certs=[to_asn1(c) for c in intermediates],
         validation_context=context,
     )

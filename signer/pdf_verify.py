@@ -47,7 +47,7 @@ from .errors import InvalidDocument
 from .explain import with_explanation
 from .levels import Level
 from .pdf_input import MALFORMED_PDF_ERRORS, check_pdf_stream, read_pdf, unreadable_reason
-from .policy import ValidationPolicy
+from .policy import SELF_SIGNED_UNTRUSTED, ValidationPolicy, self_signed_untrusted
 from .report import (
     CertificateInfo,
     Change,
@@ -381,10 +381,8 @@ def _trust_sub_indication(
             " and no valid timestamp proves the signature existed within that period"
         )
         return SubIndication.OUT_OF_BOUNDS_NO_POE
-    certificate = status.signing_cert
-    if certificate.self_issued and not context.path_builder.trust_manager.is_root(certificate):
-        # certvalidator calls this an invalid certificate; for ETSI it is a missing chain.
-        result.details.append("the signer's certificate is self-signed and not a trusted root")
+    if self_signed_untrusted(status.signing_cert, context):
+        result.details.append(SELF_SIGNED_UNTRUSTED)
         return SubIndication.NO_CERTIFICATE_CHAIN_FOUND
     name = str(getattr(status.trust_problem_indic, "name", ""))
     if name == SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE and _lacks_revinfo(status, context):

@@ -87,3 +87,17 @@ class ValidationPolicy:
             weak_hash_algos=set(WEAK_HASHES),
             fetchers=fetchers,
         )
+
+
+SELF_SIGNED_UNTRUSTED = "the signer's certificate is self-signed and not a trusted root"
+
+
+def self_signed_untrusted(certificate: asn1_x509.Certificate, context: ValidationContext) -> bool:
+    """A self-issued signer certificate that is no trust root of ``context``.
+
+    certvalidator reports it as an invalid certificate (CHAIN_CONSTRAINTS_FAILURE); for ETSI
+    EN 319 102-1 it is a missing chain (NO_CERTIFICATE_CHAIN_FOUND), for PDF and CAdES alike.
+    """
+    return bool(certificate.self_issued) and not context.path_builder.trust_manager.is_root(
+        certificate
+    )

@@ -9,10 +9,12 @@ run (a failure prints the ``@reproduce_failure`` line to replay it).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, settings
@@ -135,3 +137,13 @@ def mutations(draw: Any, original: bytes, tokens: Sequence[bytes]) -> bytes:
         operation = draw(st.sampled_from(OPERATIONS))
         data = operation(draw, data, at, tokens)
     return bytes(data)
+
+
+@contextlib.contextmanager
+def no_unexpected_server_errors(data_dir: Path, port: int) -> Iterator[None]:
+    """Fails if the server on ``port`` logged an unexpected error (a 500) meanwhile."""
+    log = data_dir / f"server-{port}.log"
+    before = log.stat().st_size
+    yield
+    new = log.read_bytes()[before:].decode(errors="replace")
+    assert "unexpected error" not in new, new[-4000:]

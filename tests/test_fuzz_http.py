@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from pathlib import Path
 
 import jsonschema
 import pytest
@@ -28,7 +27,14 @@ from kyso.samples import decision_pdf
 from signer import cades, xades
 
 from .conftest import Demo, KysoEnv
-from .fuzztools import DER_TOKENS, PDF_TOKENS, XML_TOKENS, fuzz_settings, mutations
+from .fuzztools import (
+    DER_TOKENS,
+    PDF_TOKENS,
+    XML_TOKENS,
+    fuzz_settings,
+    mutations,
+    no_unexpected_server_errors,
+)
 from .pdftools import sign_with
 from .test_xml_signing import REPORT_SCHEMA, SEAL, demo_key
 from .webtools import create_token
@@ -128,11 +134,8 @@ def token(demo: Demo) -> str:
 @pytest.fixture(scope="module")
 def server_log(demo: Demo):  # type: ignore[no-untyped-def]
     """Fails the module's last test if the server logged an unexpected error meanwhile."""
-    log: Path = demo.env.data / f"server-{demo.env.port}.log"
-    before = log.stat().st_size
-    yield
-    new = log.read_bytes()[before:].decode(errors="replace")
-    assert "unexpected error" not in new, new[-4000:]
+    with no_unexpected_server_errors(demo.env.data, demo.env.port):
+        yield
 
 
 # --- Fuzzing -------------------------------------------------------------------------------

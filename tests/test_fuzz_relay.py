@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -31,7 +30,7 @@ from .exchangetools import (
     signed_package,
     signed_status,
 )
-from .fuzztools import XML_TOKENS, fuzz_settings, mutations
+from .fuzztools import XML_TOKENS, fuzz_settings, mutations, no_unexpected_server_errors
 from .test_fuzz_http import is_problem
 
 
@@ -63,11 +62,8 @@ def sent(relay: Relay, vinh: RelayClient) -> dict[str, bytes | str]:
 
 @pytest.fixture(scope="module")
 def server_log(relay: Relay) -> Iterator[None]:
-    log: Path = relay.env.data / f"server-{relay.env.port}.log"
-    before = log.stat().st_size
-    yield
-    new = log.read_bytes()[before:].decode(errors="replace")
-    assert "unexpected error" not in new, new[-4000:]
+    with no_unexpected_server_errors(relay.env.data, relay.env.port):
+        yield
 
 
 def answered(response: requests.Response) -> bool:
