@@ -7,7 +7,6 @@ so they increase across restarts and across processes sharing the database.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import secrets
 import uuid
@@ -18,6 +17,8 @@ from asn1crypto import algos, cms, core, tsp
 from asn1crypto import x509 as asn1_x509
 from pyhanko.sign.signers import Signer
 from pyhanko.sign.timestamps import TimeStamper
+
+from .aio import run_sync
 
 MAX_REQUEST_BYTES = 64 * 1024
 
@@ -58,7 +59,7 @@ class TimeStampAuthority:
 
     def stamp(self, request: tsp.TimeStampReq) -> tsp.TimeStampResp:
         """Issue a token for a parsed, acceptable request."""
-        return asyncio.run(self.async_stamp(request))
+        return run_sync(self.async_stamp(request))
 
     async def async_stamp(self, request: tsp.TimeStampReq) -> tsp.TimeStampResp:
         """:meth:`stamp` for callers already inside an event loop (in-process clients)."""

@@ -8,7 +8,6 @@ in the database, so a revocation takes effect at once.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from asn1crypto import ocsp as asn1_ocsp
 from cryptography import x509
 from pyhanko_certvalidator import ValidationContext
 
+from certs.aio import run_sync
 from certs.layout import ISSUING_CA, ROOT_CA, PkiLayout
 from certs.truststore import load_certificates
 from signer.cades import check_timestamp
@@ -114,7 +114,7 @@ class Trust:
         def imprint(algorithm: str) -> bytes:
             return digest if algorithm == "sha256" else b""
 
-        result: Any = asyncio.run(check_timestamp(token, imprint, self.policy()))
+        result: Any = run_sync(check_timestamp(token, imprint, self.policy()))
         return None if result.usable else str(result.detail)
 
 

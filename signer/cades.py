@@ -16,7 +16,6 @@ usage, under a :class:`~signer.policy.ValidationPolicy`), :func:`check_timestamp
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import functools
 import hashlib
@@ -58,6 +57,7 @@ from pyhanko_certvalidator.errors import (
 )
 from pyhanko_certvalidator.path import ValidationPath
 
+from certs.aio import run_sync
 from certs.keystore import SigningKey, from_asn1, to_asn1
 
 from .errors import DocumentTooLarge, InvalidDocument, SigningFailed, UnsupportedFormat
@@ -432,7 +432,7 @@ def sign_cms(
     ``level`` is ``"B-B"`` or ``"B-T"`` (B-T asks ``timestamper`` for a signature timestamp
     token). Raises :class:`SigningFailed` when the TSA does not answer.
     """
-    return asyncio.run(
+    return run_sync(
         async_sign_cms(
             content, key, level=level, timestamper=timestamper, signing_time=signing_time
         )
@@ -642,7 +642,7 @@ def verify_cms(
     :class:`InvalidDocument` / :class:`UnsupportedFormat` / :class:`DocumentTooLarge` when
     ``signature`` is not a detached CMS signature Kyso can read.
     """
-    return asyncio.run(async_verify_cms(signature, content, policy, name))
+    return run_sync(async_verify_cms(signature, content, policy, name))
 
 
 __all__ = [

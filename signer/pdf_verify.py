@@ -8,7 +8,6 @@ a per-revision account of what changed after each signature.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 from pathlib import Path
@@ -41,6 +40,7 @@ from pyhanko_certvalidator.errors import (
     PathValidationError,
 )
 
+from certs.aio import run_sync
 from certs.keystore import from_asn1
 
 from .errors import InvalidDocument
@@ -252,7 +252,7 @@ def _document_timestamp_times(
     times = []
     for timestamp in timestamps:
         try:
-            status = asyncio.run(
+            status = run_sync(
                 async_validate_pdf_timestamp(
                     timestamp, validation_context=_context(policy, evidence)
                 )
@@ -283,7 +283,7 @@ def _verify_one(
         result.signer = None
     try:
         context = _context(policy, evidence)
-        status = asyncio.run(
+        status = run_sync(
             async_validate_pdf_signature(
                 signature,
                 signer_validation_context=context,
@@ -397,7 +397,7 @@ def _lacks_revinfo(status: PdfSignatureStatus, context: ValidationContext) -> bo
     """pyHanko folds missing revocation data into a general chain failure; tell them apart."""
     validator = CertificateValidator(status.signing_cert, validation_context=context)
     try:
-        asyncio.run(validator.async_validate_path())
+        run_sync(validator.async_validate_path())
     except InsufficientRevinfoError:
         return True
     except _NO_PATH:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
+import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
 REPORT_VERSION = 1
@@ -90,22 +90,28 @@ class CertificateInfo:
 
     @classmethod
     def of(cls, certificate: x509.Certificate) -> CertificateInfo:
-        def first(oid: x509.ObjectIdentifier) -> str | None:
-            values = certificate.subject.get_attributes_for_oid(oid)
-            return str(values[0].value) if values else None
+        """The description of ``certificate`` (kept per certificate: the same agency seals
+        sign thousands of documents, and formatting their names is not free)."""
+        return _describe_certificate(certificate)
 
-        der = certificate.public_bytes(serialization.Encoding.DER)
-        return cls(
-            subject=certificate.subject.rfc4514_string(),
-            common_name=first(NameOID.COMMON_NAME) or certificate.subject.rfc4514_string(),
-            organization=first(NameOID.ORGANIZATION_NAME),
-            agency_code=first(NameOID.USER_ID),
-            issuer=certificate.issuer.rfc4514_string(),
-            serial=format(certificate.serial_number, "X"),
-            not_before=certificate.not_valid_before_utc,
-            not_after=certificate.not_valid_after_utc,
-            sha256=hashlib.sha256(der).hexdigest(),
-        )
+
+@functools.lru_cache(maxsize=1024)
+def _describe_certificate(certificate: x509.Certificate) -> CertificateInfo:
+    def first(oid: x509.ObjectIdentifier) -> str | None:
+        values = certificate.subject.get_attributes_for_oid(oid)
+        return str(values[0].value) if values else None
+
+    return CertificateInfo(
+        subject=certificate.subject.rfc4514_string(),
+        common_name=first(NameOID.COMMON_NAME) or certificate.subject.rfc4514_string(),
+        organization=first(NameOID.ORGANIZATION_NAME),
+        agency_code=first(NameOID.USER_ID),
+        issuer=certificate.issuer.rfc4514_string(),
+        serial=format(certificate.serial_number, "X"),
+        not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
+        sha256=certificate.fingerprint(hashes.SHA256()).hex(),
+    )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ off and libxml2's own limits (``huge_tree=False``) stay on.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +63,18 @@ DEFAULT_LIMITS = XmlLimits()
 
 
 def secure_parser() -> etree.XMLParser:
+    """This thread's libxml2 parser (lxml parsers must not be shared between threads); see
+    :func:`new_secure_parser`."""
+    parser: etree.XMLParser | None = getattr(_parsers, "parser", None)
+    if parser is None:
+        parser = _parsers.parser = new_secure_parser()
+    return parser
+
+
+_parsers = threading.local()
+
+
+def new_secure_parser() -> etree.XMLParser:
     """A libxml2 parser that resolves nothing, loads nothing and keeps its resource limits.
 
     Comments and processing instructions are kept: signature verification must see them
@@ -155,15 +169,18 @@ def _syntax_error(exc: etree.XMLSyntaxError, limits: XmlLimits) -> SignerError:
 
 
 def _check_elements(root: Any, limits: XmlLimits) -> None:
-    """Refuse XInclude elements and too-deep nesting (iteratively: no recursion to exhaust)."""
-    stack: list[tuple[Any, int]] = [(root, 1)]
-    while stack:
-        element, depth = stack.pop()
-        if depth > limits.max_depth:
-            raise HostileXml(f"XML refused: elements nested deeper than {limits.max_depth} levels")
-        tag = element.tag
-        if isinstance(tag, str):
-            namespace = etree.QName(tag).namespace
-            if namespace in XINCLUDE_NAMESPACES:
-                raise HostileXml("XML refused: XInclude is not allowed")
-        stack.extend((child, depth + 1) for child in element)
+    """Refuse XInclude elements and too-deep nesting, walking the tree in libxml2 (no Python
+    loop over the elements, no recursion to exhaust)."""
+    if next(root.iter(*_XINCLUDE_TAGS), None) is not None:
+        raise HostileXml("XML refused: XInclude is not allowed")
+    if root.xpath(_deeper_than(limits.max_depth)):
+        raise HostileXml(f"XML refused: elements nested deeper than {limits.max_depth} levels")
+
+
+_XINCLUDE_TAGS = tuple(f"{{{namespace}}}*" for namespace in sorted(XINCLUDE_NAMESPACES))
+
+
+@functools.lru_cache(maxsize=8)
+def _deeper_than(depth: int) -> str:
+    """An XPath that is true when an element lies more than ``depth`` levels down."""
+    return "boolean(/" + "/".join(["*"] * (depth + 1)) + ")"

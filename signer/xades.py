@@ -24,10 +24,10 @@ come from lxml (libxml2's C14N); ASN.1 from asn1crypto and pyHanko.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import datetime as dt
+import functools
 import hashlib
 import re
 import uuid
@@ -49,6 +49,7 @@ from lxml import etree
 from pyhanko.sign.general import SigningError
 from pyhanko.sign.timestamps import TimeStamper, TimestampRequestError
 
+from certs.aio import run_sync
 from certs.keystore import SigningKey
 
 from . import edxml, safexml
@@ -262,21 +263,6 @@ def _read_reference(element: Any, ids: dict[str, Any]) -> _Reference:
     )
 
 
-def _index_path(element: Any) -> list[int]:
-    path: list[int] = []
-    while (parent := element.getparent()) is not None:
-        path.append(parent.index(element))
-        element = parent
-    return path[::-1]
-
-
-def _follow(tree: Any, path: list[int]) -> Any:
-    element = tree.getroot()
-    for index in path:
-        element = element[index]
-    return element
-
-
 def _remove_keeping_tail(element: Any) -> None:
     """Remove ``element`` but not the text after it (the enveloped transform removes the
     signature's subtree only)."""
@@ -289,16 +275,26 @@ def _remove_keeping_tail(element: Any) -> None:
     parent.remove(element)
 
 
-def _document_without(data: bytes, signature: Any, c14n: _C14n) -> bytes:
+def _document_without(tree: Any, signature: Any, c14n: _C14n) -> bytes:
     """What ``URI=""`` with the enveloped-signature transform covers: the whole document
     without ``signature``, canonicalized (comments excluded, as for every same-document URI).
 
-    Computed on a fresh parse of ``data``, so that the received tree stays intact; an index
-    path finds the same signature node in it.
+    The signature is taken out of the received tree for the canonicalization and put back
+    exactly where it was (with the text around it), so the tree is left as received.
     """
-    copy = safexml.parse(data)
-    _remove_keeping_tail(_follow(copy, _index_path(signature)))
-    return c14n.apply(copy)
+    parent, previous = signature.getparent(), signature.getprevious()
+    position, tail = parent.index(signature), signature.tail
+    text_before = previous.tail if previous is not None else parent.text
+    _remove_keeping_tail(signature)
+    try:
+        return c14n.apply(tree)
+    finally:
+        if previous is not None:
+            previous.tail = text_before
+        else:
+            parent.text = text_before
+        parent.insert(position, signature)
+        signature.tail = tail
 
 
 def _is_inside(element: Any, ancestor: Any) -> bool:
@@ -312,7 +308,7 @@ def _is_inside(element: Any, ancestor: Any) -> bool:
 class _CertRef:
     hash_name: str
     digest: bytes
-    issuer_serial: tsp.IssuerSerial | None = None
+    issuer_serial: int | None = None  # the serial number IssuerSerialV2 names
     serial: int | None = None
 
 
@@ -430,11 +426,7 @@ def _certificate_references(signed_signature: Any) -> list[_CertRef]:
             )
             v2 = cert.find(xades("IssuerSerialV2"))
             if v2 is not None:
-                try:
-                    ref.issuer_serial = tsp.IssuerSerial.load(_b64(v2.text, "IssuerSerialV2"))
-                    ref.issuer_serial.native  # noqa: B018 - parse now
-                except ValueError:
-                    raise _Malformed("IssuerSerialV2 is not a DER IssuerSerial") from None
+                ref.issuer_serial = _issuer_serial_number(_b64(v2.text, "IssuerSerialV2"))
             v1 = cert.find(f"{xades('IssuerSerial')}/{ds('X509SerialNumber')}")
             if v1 is not None:
                 try:
@@ -445,6 +437,19 @@ def _certificate_references(signed_signature: Any) -> list[_CertRef]:
         if found:
             break
     return found
+
+
+@functools.lru_cache(maxsize=1024)
+def _issuer_serial_number(der: bytes) -> int:
+    """The serial number in a DER IssuerSerial, parsed in full (kept per value: a signer's
+    IssuerSerialV2 is the same in every document it signs)."""
+    try:
+        value = tsp.IssuerSerial.load(der)
+        value.native  # noqa: B018 - parse all of it now
+        serial: int = value["serial_number"].native
+    except ValueError:
+        raise _Malformed("IssuerSerialV2 is not a DER IssuerSerial") from None
+    return serial
 
 
 def _signing_time(signed_signature: Any) -> dt.datetime | None:
@@ -505,12 +510,9 @@ def _identify_signer(
         return None, "no SigningCertificateV2 in the signed properties"
     ref = parts.signing_certificate[0]
     for candidate in [*parts.certificates, *extra]:
-        der = candidate.public_bytes(serialization.Encoding.DER)
-        if hashlib.new(ref.hash_name, der).digest() != ref.digest:
+        if candidate.fingerprint(_HASHES[ref.hash_name]()) != ref.digest:
             continue
-        if ref.issuer_serial is not None and (
-            ref.issuer_serial["serial_number"].native != candidate.serial_number
-        ):
+        if ref.issuer_serial is not None and ref.issuer_serial != candidate.serial_number:
             return None, "IssuerSerialV2 does not match the signing certificate"
         if ref.serial is not None and ref.serial != candidate.serial_number:
             return None, "IssuerSerial does not match the signing certificate"
@@ -548,10 +550,10 @@ def _covered_comments(root: Any, signature: Any) -> int:
 
 
 def _check_integrity(
-    data: bytes, tree: Any, parts: _Parts, findings: _Findings, extra: tuple[x509.Certificate, ...]
+    tree: Any, parts: _Parts, findings: _Findings, extra: tuple[x509.Certificate, ...]
 ) -> tuple[bytes, x509.Certificate | None]:
     """Digests, comments, the signer's certificate and the signature value."""
-    content = _document_without(data, parts.signature, parts.content.c14n)
+    content = _document_without(tree, parts.signature, parts.content.c14n)
     if hashlib.new(parts.content.hash_name, content).digest() != parts.content.digest_value:
         findings.add(
             SubIndication.HASH_FAILURE,
@@ -632,7 +634,7 @@ async def async_verify_xml(
     findings = _Findings()
     try:
         parts = _read_parts(tree, signature)
-        content, certificate = _check_integrity(data, tree, parts, findings, policy.extra_certs)
+        content, certificate = _check_integrity(tree, parts, findings, policy.extra_certs)
     except _Malformed as exc:
         report.details.append(str(exc))
         finish(report, SubIndication.FORMAT_FAILURE)
@@ -725,7 +727,7 @@ def verify_xml(data: bytes, policy: ValidationPolicy, name: str = "document.xml"
     the bytes as received. For a package, every attachment is compared with the SHA-256
     its manifest lists, and a changed one is named.
     """
-    return asyncio.run(async_verify_xml(data, policy, name))
+    return run_sync(async_verify_xml(data, policy, name))
 
 
 # --- Signing -------------------------------------------------------------------------------
@@ -740,6 +742,7 @@ def _strip_comments(root: Any) -> int:
     return len(comments)
 
 
+@functools.lru_cache(maxsize=64)
 def _issuer_serial(certificate: x509.Certificate) -> str:
     issuer = asn1_x509.Name.load(certificate.issuer.public_bytes())
     value = tsp.IssuerSerial(
@@ -865,6 +868,14 @@ async def async_sign_xml(
         size = (public_key.curve.key_size + 7) // 8
         r, s = decode_dss_signature(raw)
         raw = r.to_bytes(size, "big") + s.to_bytes(size, "big")
+    key_type, hash_name = SIGNATURE_METHODS[method]
+    if not _verify_value(key.certificate, key_type, hash_name, raw, signed_info):
+        # An HSM or token that signed other bytes, or holds another key than its certificate
+        # names, must fail here, not at the recipient.
+        raise SigningFailed(
+            "the key's signature does not verify with its certificate (the token signed "
+            "other bytes, or its key does not belong to the certificate)"
+        )
     value.text = _b64text(raw)
     if level == "B-T":
         assert timestamper is not None
@@ -880,23 +891,7 @@ async def async_sign_xml(
         _sub(stamp, ds("CanonicalizationMethod"), Algorithm=EXC_C14N)
         _sub(stamp, xades("EncapsulatedTimeStamp"), _b64text(token.dump()))
     signed: bytes = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
-    _self_check(signed, key.certificate)
     return signed
-
-
-def _self_check(signed: bytes, certificate: x509.Certificate) -> None:
-    """Verify what was just made (digests and value): a token that signed the wrong bytes,
-    or a bug, must never produce a signature that only fails at the recipient."""
-    tree = safexml.parse(signed)
-    findings = _Findings()
-    try:
-        parts = _read_parts(tree, _find_signature(tree, "the signed document"))
-        _, signer = _check_integrity(signed, tree, parts, findings, (certificate,))
-    except _Malformed as exc:
-        raise SigningFailed(f"the signature just made is malformed: {exc}") from None
-    if findings.problems or signer is None:
-        details = "; ".join(d for _, d in findings.problems)
-        raise SigningFailed(f"the signature just made does not verify: {details}")
 
 
 def sign_xml(
@@ -912,9 +907,11 @@ def sign_xml(
     ``data`` is parsed by :mod:`signer.safexml`; edXML packages and status messages must be
     valid against their schema. Comments inside the root element are removed first (C14N
     does not sign them). ``level`` is ``"B-B"`` or ``"B-T"``; B-T asks ``timestamper`` for
-    a SignatureTimeStamp. The result is verified before it is returned.
+    a SignatureTimeStamp. The signature value is verified with the certificate's public key
+    before anything is returned: a token that signed other bytes, or holds another key than
+    its certificate names, raises :class:`SigningFailed`.
     """
-    return asyncio.run(
+    return run_sync(
         async_sign_xml(data, key, level=level, timestamper=timestamper, signing_time=signing_time)
     )
 

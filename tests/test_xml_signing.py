@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import json
 import subprocess
@@ -340,6 +341,14 @@ def test_signing_refuses_bad_input(kyso_env: KysoEnv) -> None:
             xades.sign_xml(signed, key)
         with pytest.raises(SigningFailed, match="needs a timestamp authority"):
             xades.sign_xml(b"<a/>", key, level="B-T")
+
+
+def test_a_key_that_is_not_its_certificates_key_refuses_to_sign(kyso_env: KysoEnv) -> None:
+    """A token holding another key than its certificate names: nothing is returned."""
+    with demo_key(kyso_env) as key, demo_key(kyso_env, PERSON) as other:
+        mismatched = dataclasses.replace(key, certificate=other.certificate, chain=other.chain)
+        with pytest.raises(SigningFailed, match="does not verify with its certificate"):
+            xades.sign_xml(b"<a>b</a>", mismatched)
 
 
 def test_tsa_down_is_a_clear_signing_error(kyso_env: KysoEnv) -> None:

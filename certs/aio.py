@@ -1,0 +1,38 @@
+"""Run pyHanko's coroutines from synchronous code, on one event loop per thread.
+
+``asyncio.run`` builds and closes an event loop for every call, and on its way out asks
+for the SIGINT handler, which (CPython 3.11) formats a ``ValueError`` holding the repr of
+the finished task, result included: for a signed document that is the repr of its bytes.
+That costs as much as a signature's C14N. The signing and verification hot paths run
+short coroutines that never outlive the call (no background tasks), so a loop kept per
+thread serves them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_local = threading.local()
+
+
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to completion on this thread's loop and return its result.
+
+    Like ``asyncio.run``, it must not be called from inside a running event loop
+    (``RuntimeError``); async callers await the coroutine instead.
+    """
+    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _local.loop = loop
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return loop.run_until_complete(coroutine)
+    coroutine.close()
+    raise RuntimeError("run_sync() cannot be called from a running event loop")
