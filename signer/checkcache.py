@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes
 
 if TYPE_CHECKING:
     from .cades import CertificateCheck
@@ -37,7 +36,7 @@ def _now() -> dt.datetime:
 
 
 def _fingerprint(certificate: x509.Certificate) -> bytes:
-    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).digest()
+    return certificate.fingerprint(hashes.SHA256())
 
 
 class CertificateCheckCache:
