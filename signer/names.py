@@ -1,4 +1,4 @@
-"""Faster equality of asn1crypto X.509 names, with exactly asn1crypto's meaning.
+"""Faster equality and hashing of asn1crypto X.509 names, with exactly asn1crypto's meaning.
 
 ``asn1crypto.x509.Name.__eq__`` compares names as RFC 5280 7.1 asks: every attribute value
 through LDAP string preparation (RFC 4518), recomputed for each pair compared. pyHanko and
@@ -8,6 +8,9 @@ a one-page signed PDF. Here the prepared form of a name is computed once per dis
 encoding and kept (bounded), and two names are equal when their prepared forms are: the same
 RDN count, and per RDN the same attribute count and the same type → prepared-value map,
 which is the test asn1crypto's ``RDNSequence`` and ``RelativeDistinguishedName`` apply.
+
+certvalidator also keys its certificate registry and CRL lookups by ``Name.hashable``, the
+same prepared strings joined: it is kept per DER encoding too.
 """
 
 from __future__ import annotations
@@ -36,13 +39,29 @@ def names_equal(name: asn1_x509.Name, other: Any) -> bool:
     return mine == theirs or prepared(mine) == prepared(theirs)
 
 
-# The original, for the tests' comparison.
+# The originals, for the tests' comparison and the benchmarks' baselines.
 asn1crypto_names_equal = asn1_x509.Name.__dict__["__eq__"]
+asn1crypto_hashable: property = asn1_x509.RDNSequence.__dict__["hashable"]
+
+
+@functools.lru_cache(maxsize=8192)
+def _hashable(der: bytes) -> str:
+    value: str = asn1crypto_hashable.fget(asn1_x509.RDNSequence.load(der))  # type: ignore[misc]
+    return value
+
+
+def rdn_sequence_hashable(sequence: asn1_x509.RDNSequence) -> str:
+    """``sequence.hashable`` as asn1crypto computes it, once per distinct DER encoding."""
+    return _hashable(sequence.dump())
+
+
+fast_hashable = property(rdn_sequence_hashable)
 
 
 def _install() -> None:
     if asn1_x509.Name.__eq__ is not names_equal:
         asn1_x509.Name.__eq__ = names_equal
+    asn1_x509.RDNSequence.hashable = fast_hashable
 
 
 _install()

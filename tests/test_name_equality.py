@@ -6,7 +6,7 @@ from asn1crypto import x509 as asn1_x509
 from hypothesis import given
 from hypothesis import strategies as st
 
-from signer.names import asn1crypto_names_equal, names_equal
+from signer.names import asn1crypto_hashable, asn1crypto_names_equal, names_equal
 
 from .fuzztools import fuzz_settings
 
@@ -47,6 +47,10 @@ def test_same_answer_as_asn1crypto(first: list, second: list) -> None:
     a, b = build(first), build(second)
     assert names_equal(a, b) == asn1crypto_names_equal(a, b)
     assert names_equal(a, a) and asn1crypto_names_equal(a, a)
+    assert a.hashable == asn1crypto_hashable.fget(a.chosen)
+    assert (a.hashable == b.hashable) == (
+        asn1crypto_hashable.fget(a.chosen) == asn1crypto_hashable.fget(b.chosen)
+    )
 
 
 def test_installed_and_prepared_equal() -> None:
