@@ -7,7 +7,9 @@ certificate and its intermediates for a short time (never past a certificate's e
 Only passes are kept: a failure is recomputed, so its details always describe the document
 at hand. A cache belongs to one :class:`~signer.policy.ValidationPolicy` whose revocation
 sources do not change (the relay makes one per CRL generation), and is consulted only when
-validating as of now.
+validating as of now. XAdES and CAdES signers are judged by
+:func:`signer.cades.check_signer_certificate`, PDF signers by pyHanko
+(:mod:`signer.pdf_verify`): each keeps its own verdicts.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from .cades import CertificateCheck
 
 Clock = Callable[[], dt.datetime]
-CheckKey = tuple[bytes, tuple[bytes, ...]]
+CheckKey = tuple[str, bytes, tuple[bytes, ...]]
 
 DEFAULT_TTL = dt.timedelta(minutes=5)
 MAX_ENTRIES = 4096
@@ -49,10 +51,16 @@ class CertificateCheckCache:
         self._entries: dict[CheckKey, tuple[CertificateCheck, dt.datetime]] = {}
 
     @staticmethod
-    def key(certificate: x509.Certificate, intermediates: Iterable[x509.Certificate]) -> CheckKey:
-        """What a verdict depends on besides the policy: the certificate and the ones offered
+    def key(
+        certificate: x509.Certificate,
+        intermediates: Iterable[x509.Certificate],
+        purpose: str = "signature",
+    ) -> CheckKey:
+        """What a verdict depends on besides the policy: who judged it (``purpose``: Kyso's
+        own check, or pyHanko's for a PDF signature), the certificate and the ones offered
         to build its path."""
-        return _fingerprint(certificate), tuple(sorted(_fingerprint(c) for c in intermediates))
+        offered = tuple(sorted(_fingerprint(c) for c in intermediates))
+        return purpose, _fingerprint(certificate), offered
 
     def get(self, key: CheckKey) -> CertificateCheck | None:
         """A copy of the kept verdict, or None if there is none still valid."""

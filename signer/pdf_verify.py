@@ -43,6 +43,8 @@ from pyhanko_certvalidator.errors import (
 from certs.aio import run_sync
 from certs.keystore import from_asn1
 
+from .cades import CertificateCheck
+from .checkcache import CertificateCheckCache, CheckKey
 from .errors import InvalidDocument
 from .explain import with_explanation
 from .levels import Level
@@ -282,7 +284,9 @@ def _verify_one(
     except _MALFORMED:
         result.signer = None
     try:
-        context = _context(policy, evidence)
+        cache_key = _verdict_key(signature, policy, evidence)
+        kept = policy.checks.get(cache_key) if policy.checks and cache_key else None
+        context = _context(policy, evidence) if kept is None else policy.kept_verdict_context()
         status = run_sync(
             async_validate_pdf_signature(
                 signature,
@@ -292,7 +296,9 @@ def _verify_one(
             )
         )
         # Reads the certificates and answers validation used; asn1crypto parses them lazily.
-        _fill_from_status(result, status, signature, evidence, context, lta_times)
+        _fill_from_status(result, status, signature, evidence, context, lta_times, kept)
+        if kept is None and cache_key is not None and policy.checks is not None:
+            _keep_verdict(policy.checks, cache_key, result, status)
     except _MALFORMED as exc:
         result.sub_indication = SubIndication.FORMAT_FAILURE
         result.indication = indication_for(result.sub_indication)
@@ -302,6 +308,33 @@ def _verify_one(
     return with_explanation(result)
 
 
+def _verdict_key(
+    signature: EmbeddedPdfSignature, policy: ValidationPolicy, evidence: _Evidence
+) -> CheckKey | None:
+    """Where a passing verdict on this signer is kept; None when none may be: validating as
+    of another moment, or with revocation answers from the document itself (the verdict
+    would then rest on this document's evidence)."""
+    if policy.checks is None or policy.at is not None or evidence.crls or evidence.ocsps:
+        return None
+    certificates = [from_asn1(c) for c in signature.other_embedded_certs]
+    return policy.checks.key(
+        from_asn1(signature.signer_cert), [*certificates, *policy.extra_certs], "pades"
+    )
+
+
+def _keep_verdict(
+    checks: CertificateCheckCache,
+    key: CheckKey,
+    result: SignatureReport,
+    status: PdfSignatureStatus,
+) -> None:
+    """Keep pyHanko's verdict on the signer when the signature passed on trust alone."""
+    if result.sub_indication is not None or not status.trusted or status.validation_path is None:
+        return
+    chain = [from_asn1(cert) for cert in reversed(list(status.validation_path))]
+    checks.keep(key, CertificateCheck(None, None, chain, list(result.revocation)))
+
+
 def _fill_from_status(
     result: SignatureReport,
     status: PdfSignatureStatus,
@@ -309,7 +342,10 @@ def _fill_from_status(
     evidence: _Evidence,
     context: ValidationContext,
     lta_times: list[dt.datetime],
+    kept: CertificateCheck | None = None,
 ) -> None:
+    """The report of one signature from pyHanko's status; with ``kept``, the revocation
+    status comes from a kept passing verdict (pyHanko then checked all but revocation)."""
     result.claimed_signing_time = status.signer_reported_dt
     ts = status.timestamp_validity
     ts_ok = ts is not None and ts.intact and ts.valid and ts.trusted
@@ -319,10 +355,9 @@ def _fill_from_status(
             result.details.append("the signature timestamp is not valid or not trusted")
     result.coverage = _COVERAGE.get(status.coverage, "UNCLEAR") if status.coverage else None
     if status.validation_path is not None:
-        result.chain = [
-            CertificateInfo.of(from_asn1(cert)) for cert in reversed(list(status.validation_path))
-        ]
-    result.revocation = _revocation(evidence, context, status)
+        path = reversed(list(status.validation_path))
+        result.chain = [CertificateInfo.of(from_asn1(cert)) for cert in path]
+    result.revocation = kept.revocation if kept else _revocation(evidence, context, status)
     result.level = _level(ts_ok, evidence, result, lta_times)
     result.sub_indication = _sub_indication(status, result, context)
     result.indication = indication_for(result.sub_indication)

@@ -13,6 +13,7 @@ from cryptography import x509
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.policy_decl import (
+    NO_REVOCATION,
     CertRevTrustPolicy,
     RevocationCheckingPolicy,
     RevocationCheckingRule,
@@ -32,6 +33,9 @@ REQUIRE_REVOCATION = CertRevTrustPolicy(
         intermediate_ca_cert_rule=RevocationCheckingRule.CRL_OR_OCSP_REQUIRED,
     )
 )
+
+# With a kept verdict (signer.checkcache), revocation was checked when the verdict was made.
+KEPT_REVOCATION = CertRevTrustPolicy(NO_REVOCATION)
 
 # RSA keys below 2048 bits and SHA-1 are refused (CRYPTO_CONSTRAINTS_FAILURE).
 WEAK_HASHES = frozenset({"md5", "sha1"})
@@ -86,6 +90,20 @@ class ValidationPolicy:
             ocsps=list(ocsps),
             weak_hash_algos=set(WEAK_HASHES),
             fetchers=fetchers,
+        )
+
+    def kept_verdict_context(self) -> ValidationContext:
+        """A context for a signer whose passing verdict is kept (see :mod:`signer.checkcache`):
+        the same trust roots, no revocation checking and no fetching, since the kept verdict
+        supplies the revocation status. pyHanko still checks integrity, the signature value,
+        the path's signatures, validity periods and key usage."""
+        return ValidationContext(
+            trust_roots=list(self._asn1_roots),
+            other_certs=list(self._asn1_extra),
+            moment=self.at,
+            allow_fetching=False,
+            revinfo_policy=KEPT_REVOCATION,
+            weak_hash_algos=set(WEAK_HASHES),
         )
 
 

@@ -7,11 +7,15 @@ from pathlib import Path
 
 from cryptography import x509
 
+from certs.truststore import load_certificates
 from signer.cades import CertificateCheck
 from signer.checkcache import CertificateCheckCache
+from signer.pdf_verify import verify_pdf
+from signer.policy import ValidationPolicy
 from signer.report import SubIndication
 
-from .conftest import self_signed_certificate
+from .conftest import Server, self_signed_certificate
+from .pdftools import sample, sign_with
 
 NOW = dt.datetime(2026, 11, 25, 9, 0, tzinfo=dt.UTC)
 
@@ -56,3 +60,27 @@ def test_failures_are_not_kept_and_expiry_bounds_a_pass(tmp_path: Path) -> None:
     cache.keep(cache.key(leaf, [other]), CertificateCheck(None, None, [leaf]))
     clock.now = leaf.not_valid_after_utc
     assert cache.get(cache.key(leaf, [other])) is None  # not past the certificate's expiry
+
+
+def test_a_pdf_signers_kept_verdict_gives_the_same_report(server: Server, tmp_path: Path) -> None:
+    """The second document of a signer is checked for integrity by pyHanko, its path and
+    revocation come from the kept verdict: the report reads the same."""
+    env = server.env
+    roots = tuple(load_certificates(env.root))
+    checks = CertificateCheckCache()
+    first, second = tmp_path / "first.pdf", tmp_path / "second.pdf"
+    for output in (first, second):
+        sign_with(env, sample(tmp_path), output, "person-nguyen-van-an")
+    assert not verify_pdf(second, ValidationPolicy(roots, offline=True)).passed  # no CRL at hand
+    full = verify_pdf(first, ValidationPolicy(roots, checks=checks))
+    # Offline, only the verdict kept from the first document can pass the second one.
+    fast = verify_pdf(second, ValidationPolicy(roots, offline=True, checks=checks))
+    assert full.passed and fast.passed
+    a, b = full.signatures[0], fast.signatures[0]
+    assert (b.chain, b.revocation, b.level, b.coverage) == (
+        a.chain,
+        a.revocation,
+        a.level,
+        a.coverage,
+    )
+    assert b.signer == a.signer and len(b.chain) == 3 and b.revocation

@@ -16,6 +16,10 @@ from asn1crypto import cms, parser
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
+from certs.truststore import load_certificates
+from signer.checkcache import CertificateCheckCache
+from signer.pdf_verify import verify_pdf
+from signer.policy import ValidationPolicy
 from signer.report import Indication, SignatureReport, SubIndication
 
 from .bounds import kyso_verify
@@ -53,8 +57,27 @@ def first_page(
     return ref, ref.get_object()
 
 
+_KEEPING: dict[Path, ValidationPolicy] = {}
+
+
+def keeping_the_signers_verdict(env: KysoEnv, tmp_path: Path) -> ValidationPolicy:
+    """A policy that already keeps a passing verdict on the demo signer's certificate, as
+    the relay's does after the first genuine document (the signer's path is then not
+    validated again: integrity must still be checked in full)."""
+    if env.pki not in _KEEPING:
+        policy = ValidationPolicy(
+            tuple(load_certificates(env.root)), checks=CertificateCheckCache()
+        )
+        genuine = tmp_path / "genuine.pdf"
+        sign_with(env, sample(tmp_path, "genuine-source.pdf"), genuine, "person-nguyen-van-an")
+        assert verify_pdf(genuine, policy).passed
+        _KEEPING[env.pki] = policy
+    return _KEEPING[env.pki]
+
+
 def assert_not_passed(env: KysoEnv, data: bytes, tmp_path: Path, name: str) -> SignatureReport:
-    """The attack file's first signature report, which must not pass (library and CLI)."""
+    """The attack file's first signature report, which must not pass (library and CLI, and
+    with the signer's verdict kept from a genuine document)."""
     path = tmp_path / name
     path.write_bytes(data)
     report = verify_with(env, path)
@@ -62,6 +85,8 @@ def assert_not_passed(env: KysoEnv, data: bytes, tmp_path: Path, name: str) -> S
     assert not report.passed
     first = report.signatures[0]
     assert first.indication is not Indication.TOTAL_PASSED, first
+    kept = verify_pdf(path, keeping_the_signers_verdict(env, tmp_path)).signatures[0]
+    assert (kept.indication, kept.sub_indication) == (first.indication, first.sub_indication)
     run = kyso_verify(env, path)  # also under the time and memory bounds of every attack
     run.check(name)
     assert run.returncode == 1, run.output
