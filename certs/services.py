@@ -14,6 +14,7 @@ from .keystore import signer_from_bundle
 from .layout import ISSUING_CA, ROOT_CA
 from .ocsp import OcspResponder
 from .pki import CRL_VALIDITY, Pki
+from .store import SerialBlocks
 from .tsa import TimeStampAuthority
 
 TSA_SERIAL_COUNTER = "tsa:serial"
@@ -50,7 +51,7 @@ class PkiServices:
             ),
             tsa=TimeStampAuthority(
                 signer=signer_from_bundle(tsa),
-                next_serial=lambda: pki.store.next_value(TSA_SERIAL_COUNTER),
+                next_serial=SerialBlocks(pki.store, TSA_SERIAL_COUNTER),
             ),
         )
 

@@ -260,3 +260,21 @@ def test_ca_certificate_download(server: Server) -> None:
     assert response.headers["Content-Type"] == "application/pkix-cert"
     certificate = x509.load_der_x509_certificate(response.content)
     assert certificate == x509.load_pem_x509_certificate(server.env.issuing.read_bytes())
+
+
+def test_tsa_serials_come_from_reserved_blocks_and_never_repeat(tmp_path: Path) -> None:
+    """Two relay processes (two block holders) and a restart: every serial is new."""
+    from certs.store import CertificateStore, SerialBlocks
+    from kyso.db import make_engine, upgrade
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'kyso.sqlite'}")
+    upgrade(engine)
+    store = CertificateStore(engine)
+    first, second = SerialBlocks(store, "tsa:serial", 3), SerialBlocks(store, "tsa:serial", 3)
+    issued = [first(), second(), first(), first(), first(), second()]
+    restarted = SerialBlocks(store, "tsa:serial", 3)
+    issued += [restarted(), restarted()]
+    assert len(set(issued)) == len(issued) and min(issued) >= 1
+    assert issued[:4] == [1, 4, 2, 3]  # one block each, handed out in order
+    assert restarted() > max(issued[:-2])
+    engine.dispose()
