@@ -1,6 +1,7 @@
 """Exchange relay figures: signed packages accepted per second and their latency, with 8
-concurrent clients, on SQLite and on PostgreSQL, next to a bare Flask endpoint (waitress, the
-same thread count) that only does the durable INSERT of the same bytes.
+concurrent clients, on SQLite and on PostgreSQL, next to a bare Flask endpoint (served the
+same way: one process per core, as many threads) that only does the durable INSERT of the
+same bytes.
 
 A package carries one signed PDF; the relay verifies the package's XAdES signature and the
 PDF's, fsyncs both, signs its receipt (B-T, in-process TSA) and commits. The packages are
@@ -31,8 +32,12 @@ from .rates import Row, row
 
 KYSO = Path(sys.executable).parent / "kyso"
 CLIENTS = 8
+# One server process per core (Python runs one thread at a time per process), with as many
+# threads in all as there are clients.
+WORKERS = int(os.environ.get("KYSO_BENCH_RELAY_WORKERS", str(os.cpu_count() or 1)))
+THREADS = -(-CLIENTS // WORKERS)
 SECONDS = float(os.environ.get("KYSO_BENCH_RELAY_SECONDS", "10"))
-PACKAGES = int(os.environ.get("KYSO_BENCH_RELAY_PACKAGES", "240"))
+PACKAGES = int(os.environ.get("KYSO_BENCH_RELAY_PACKAGES", "800"))
 PG_ADMIN_URL = os.environ.get("KYSO_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SENDER, RECIPIENT = "000.00.00.H41", "000.00.21.H41"  # the province, Vinh
 
@@ -222,7 +227,8 @@ def relay_run(env: dict[str, str], port: int, packages: list[bytes], log: Path) 
     url = f"http://127.0.0.1:{port}"
     credential = Credential.load(Path(env["KYSO_DATA"]) / "secrets" / f"agency-{SENDER}.json")
     clients = [RelayClient(credential, url, timeout=60) for _ in range(CLIENTS)]
-    command = [str(KYSO), "serve", "--port", str(port), "--threads", str(CLIENTS)]
+    command = [str(KYSO), "serve", "--port", str(port), "--threads", str(THREADS)]
+    command += ["--workers", str(WORKERS)]
 
     def send(n: int, body: bytes) -> None:
         sent = clients[n].send(body, idempotency_key=str(uuid.uuid4()), multipart=False)
@@ -244,7 +250,9 @@ def bare_run(db_url: str, port: int, packages: list[bytes], log: Path) -> Run:
         "--db",
         db_url,
         "--threads",
-        str(CLIENTS),
+        str(THREADS),
+        "--workers",
+        str(WORKERS),
     ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
 

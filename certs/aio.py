@@ -26,13 +26,19 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     Like ``asyncio.run``, it must not be called from inside a running event loop
     (``RuntimeError``); async callers await the coroutine instead.
     """
+    if _inside_a_running_loop():
+        coroutine.close()
+        raise RuntimeError("run_sync() cannot be called from a running event loop")
     loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
     if loop is None or loop.is_closed():
         loop = asyncio.new_event_loop()
         _local.loop = loop
+    return loop.run_until_complete(coroutine)
+
+
+def _inside_a_running_loop() -> bool:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return loop.run_until_complete(coroutine)
-    coroutine.close()
-    raise RuntimeError("run_sync() cannot be called from a running event loop")
+        return False
+    return True

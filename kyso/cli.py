@@ -307,11 +307,18 @@ def demo_accounts(obj: Context) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int, help="Threads per process.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Processes: 1 serves with waitress; more pre-fork gunicorn workers, one per core.",
+)
 @click.option("--data", help="Data directory (the same as `kyso --data`; default: var).")
 @pass_context
-def serve(obj: Context, host: str, port: int, threads: int, data: str | None) -> None:
-    """Serve Kyso (API, web pages, PKI services) with waitress."""
+def serve(obj: Context, host: str, port: int, threads: int, workers: int, data: str | None) -> None:
+    """Serve Kyso (API, web pages, PKI services) with waitress, or gunicorn for --workers > 1."""
     from waitress import serve as waitress_serve
 
     from .app import create_app
@@ -320,7 +327,8 @@ def serve(obj: Context, host: str, port: int, threads: int, data: str | None) ->
         obj.settings = Settings.load(data=data)
         obj._engine = None
 
-    app = create_app(obj.settings, passphrase())
+    secret = passphrase()
+    app = create_app(obj.settings, secret) if workers == 1 else None
     url = f"http://{host}:{port}"
     console.print(f"Kyso is running on [bold]{url}[/bold]")
     console.print(f"  web:  {url}/login · {url}/sign · {url}/verify · {url}/admin")
@@ -330,7 +338,16 @@ def serve(obj: Context, host: str, port: int, threads: int, data: str | None) ->
     _print_demo_keys(obj)
     _print_demo_accounts(obj, url)
     sys.stdout.flush()
-    waitress_serve(app, host=host, port=port, threads=threads, ident="kyso")
+    if app is not None:
+        waitress_serve(app, host=host, port=port, threads=threads, ident="kyso")
+        return
+    from .db import upgrade
+    from .prefork import serve_prefork
+
+    upgrade(obj.engine)  # once, before the workers start
+    obj.engine.dispose()  # no pooled connection may cross the fork
+    settings = obj.settings
+    serve_prefork(lambda: create_app(settings, secret), host, port, workers, threads)
 
 
 def _print_demo_keys(obj: Context) -> None:

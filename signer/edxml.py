@@ -16,8 +16,8 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import functools
 import hashlib
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
@@ -263,12 +263,26 @@ def parse_datetime(text: str) -> dt.datetime:
 # --- Schemas -------------------------------------------------------------------------------
 
 
-@functools.cache
 def schema(kind: DocumentKind) -> etree.XMLSchema:
-    """The compiled XSD of ``kind`` (compiled once per process)."""
-    file = {DocumentKind.PACKAGE: "edxml.xsd", DocumentKind.STATUS: "status.xsd"}[kind]
-    document = etree.parse(str(SCHEMA_DIR / file), safexml.secure_parser())
-    return etree.XMLSchema(document)
+    """This thread's compiled XSD of ``kind``.
+
+    One per thread, because an ``XMLSchema`` keeps the last validation's error log on
+    itself; compiled under a process-wide lock, because libxml2 sets up its built-in XSD
+    types on the first compilation without a lock of its own: two threads compiling at once
+    in a fresh process (a gunicorn worker's first requests) broke every later compilation
+    with "the given type is not a built-in type".
+    """
+    compiled: dict[DocumentKind, etree.XMLSchema] = _schemas.__dict__.setdefault("by_kind", {})
+    if kind not in compiled:
+        file = {DocumentKind.PACKAGE: "edxml.xsd", DocumentKind.STATUS: "status.xsd"}[kind]
+        with _SCHEMA_COMPILATION:
+            document = etree.parse(str(SCHEMA_DIR / file), safexml.secure_parser())
+            compiled[kind] = etree.XMLSchema(document)
+    return compiled[kind]
+
+
+_schemas = threading.local()
+_SCHEMA_COMPILATION = threading.Lock()
 
 
 def document_kind(root: Any) -> DocumentKind:

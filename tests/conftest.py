@@ -84,10 +84,16 @@ class Server:
         return self.env.url
 
 
-def start_server(env: KysoEnv, timeout: float = 30) -> subprocess.Popen:
+def start_server(env: KysoEnv, *options: str, timeout: float = 30) -> subprocess.Popen:
+    """`kyso serve` with ``options``, in a process group of its own (with ``--workers``, a
+    crash test kills the whole group, as a power cut would)."""
     log = open(env.data / f"server-{env.port}.log", "ab")  # noqa: SIM115 - lives with the process
     process = subprocess.Popen(
-        [KYSO, "serve", "--port", str(env.port)], env=env.env, stdout=log, stderr=log
+        [KYSO, "serve", "--port", str(env.port), *options],
+        env=env.env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -98,7 +104,7 @@ def start_server(env: KysoEnv, timeout: float = 30) -> subprocess.Popen:
         try:
             if requests.get(f"{env.url}/healthz", timeout=1).ok:
                 return process
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # workers still starting
             time.sleep(0.1)
     process.kill()
     raise AssertionError("server did not start in time")

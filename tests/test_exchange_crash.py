@@ -1,12 +1,15 @@
 """Crash safety: `kyso serve` is killed with SIGKILL while several agencies send hundreds of
 packages, then restarted. Every package that got a receipt is stored whole and delivered
 exactly once per recipient, nothing is half-stored, a resend with the same Idempotency-Key
-gets the same receipt, and the audit chain verifies. On SQLite and on PostgreSQL."""
+gets the same receipt, and the audit chain verifies. On SQLite and on PostgreSQL, and with
+two worker processes writing the same SQLite database (every process of the server killed)."""
 
 from __future__ import annotations
 
 import collections
 import hashlib
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -75,6 +78,12 @@ def _packages(env: ExchangeEnv) -> list[Outgoing]:
     return found
 
 
+def _kill(process: subprocess.Popen) -> None:
+    """SIGKILL to the server's whole process group (its workers too), then reap it."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
 def _send_all(
     env: ExchangeEnv, packages: list[Outgoing], kill_after: int, process: subprocess.Popen
 ) -> dict[str, Sent]:
@@ -101,8 +110,7 @@ def _send_all(
     with ThreadPoolExecutor(len(SENDERS)) as pool:
         futures = [pool.submit(sender, name) for name in SENDERS]
         assert enough.wait(120), f"only {len(receipts)} receipts"
-        process.kill()  # SIGKILL, in the middle of requests
-        process.wait(timeout=10)
+        _kill(process)  # in the middle of requests
         for future in futures:
             future.result()
     return receipts
@@ -167,21 +175,22 @@ def _drain(env: ExchangeEnv, agency: str) -> list[str]:
     return received
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize(("backend", "workers"), [("sqlite", 1), ("postgresql", 1), ("sqlite", 2)])
 def test_sigkill_loses_nothing_that_was_receipted(
-    kyso_env: KysoEnv, tmp_path: Path, backend: str
+    kyso_env: KysoEnv, tmp_path: Path, backend: str, workers: int
 ) -> None:
     env, cleanup = clone_env(kyso_env, tmp_path / "relay", backend, KYSO_AUDIT_CHECKPOINT_EVERY="1")
     process = None
     try:
         packages = _packages(env)
         by_key = {p.key: p for p in packages}
-        process = start_server(env)
+        serve = ("--workers", str(workers), "--threads", "4") if workers > 1 else ()
+        process = start_server(env, *serve)
         started = time.monotonic()
         before_crash = _send_all(env, packages, len(packages) // 3, process)
         assert 0 < len(before_crash) < len(packages)
 
-        process = start_server(env)
+        process = start_server(env, *serve)
         stored = _check_store(env, by_key)
         assert set(before_crash) <= stored  # every receipt given survived the crash
         # Some packages may have been stored without their receipt reaching the client.
@@ -219,6 +228,5 @@ def test_sigkill_loses_nothing_that_was_receipted(
         assert time.monotonic() - started < 120
     finally:
         if process is not None and process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+            _kill(process)
         cleanup()
