@@ -108,7 +108,7 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
         try:
             if requests.get(f"{url}/healthz", timeout=1).ok:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # workers still starting
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{url} did not start")
