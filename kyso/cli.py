@@ -27,7 +27,7 @@ from .cli_accounts import tokens as tokens_group
 from .cli_common import Context, KysoGroup, console, pass_context, print_rows
 from .cli_exchange import COMMANDS as EXCHANGE_COMMANDS
 from .cli_exchange import demo_exchange, record_revocation
-from .cli_pdf import sign_pdf, verify_command
+from .cli_pdf import sign_pdf, sign_pdfs, verify_command
 from .cli_sign import sign as sign_group
 from .cli_xml import sign_cms, sign_xml
 from .config import Settings
@@ -395,6 +395,7 @@ main.add_command(tokens_group)
 sign_group.add_command(sign_xml)
 sign_group.add_command(sign_cms)
 sign_group.add_command(sign_pdf)
+sign_group.add_command(sign_pdfs)
 main.add_command(verify_command)
 
 

@@ -149,6 +149,78 @@ def sign_pdf(
     )
 
 
+@click.command("pdfs")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--key", "key_ref", required=True, help="p12:PATH or a pkcs11: URI.")
+@click.option("--level", default=Level.B_B.value, show_default=True, type=LEVELS)
+@click.option("--workers", type=click.IntRange(1, 64), help="Processes (default: one per core).")
+@click.option("--tsa-url", help="RFC 3161 TSA (default: the local PKI's).")
+@click.option(
+    "--trust",
+    type=click.Path(exists=True, path_type=Path),
+    help="Trust anchors used to collect revocation data for B-LT/B-LTA.",
+)
+@pass_context
+def sign_pdfs(
+    obj: Context,
+    sources: tuple[Path, ...],
+    out_dir: Path,
+    key_ref: str,
+    level: str,
+    workers: int | None,
+    tsa_url: str | None,
+    trust: Path | None,
+) -> None:
+    """Sign every SOURCE into OUT_DIR (same file names, invisible signatures) on every core.
+
+    A document that cannot be signed is named and the others go on; the exit code is then 1.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from signer.batch import sign_many
+    from signer.pdf import PdfSignOptions
+
+    _check_batch(sources, out_dir)
+    chosen = Level(level)
+    options = PdfSignOptions(
+        level=chosen,
+        tsa_url=tsa_url or default_tsa_url(obj.settings),
+        policy=_policy(obj, trust, offline=False, at=None) if chosen.long_term else None,
+    )
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(f"Signing ({chosen})", total=len(sources))
+        items = sign_many(
+            list(sources),
+            out_dir,
+            key_ref,
+            _key_passphrase(key_ref),
+            options,
+            workers=workers,
+            progress=lambda done, _: progress.update(task, completed=done),
+        )
+    failed = [item for item in items if item.error is not None]
+    console.print(f"{len(items) - len(failed)} of {len(items)} signed into {out_dir}")
+    for item in failed:
+        console.print(f"  not signed: {item.source}: {item.error}", style="red", markup=False)
+    if failed:
+        sys.exit(1)
+
+
+def _check_batch(sources: tuple[Path, ...], out_dir: Path) -> None:
+    """Every source exists, no two share a file name, and none would be overwritten."""
+    seen: set[str] = set()
+    for source in sources:
+        if not source.is_file():
+            raise InvalidDocument(f"{source} does not exist")
+        if source.name in seen:
+            raise InvalidDocument(f"two documents are named {source.name} (one output each)")
+        seen.add(source.name)
+        if (out_dir / source.name).resolve() == source.resolve():
+            raise InvalidDocument(f"{source} is inside --out-dir: signing would overwrite it")
+
+
 def _parse_time(text: str | None) -> dt.datetime | None:
     if text is None:
         return None

@@ -278,3 +278,31 @@ def test_page_content_changed_after_certification_is_not_allowed(
     assert signature.indication is not Indication.TOTAL_PASSED, signature
     assert [c.allowed for c in signature.changes] == [False], signature.changes
     assert env.kyso("verify", str(changed), check=False).returncode == 1
+
+
+def test_cli_signs_a_batch_on_two_cores_and_names_what_it_could_not_sign(
+    server: Server, tmp_path: Path
+) -> None:
+    env = server.env
+    (tmp_path / "in").mkdir()
+    sources = [sample(tmp_path / "in", f"quyet-dinh-{n}.pdf") for n in range(6)]
+    broken = tmp_path / "in" / "bien-ban.pdf"
+    broken.write_bytes(b"%PDF-1.7\nnot really a PDF\n")
+    out = tmp_path / "out"
+    key = f"p12:{env.pki / 'keys' / 'seal-000.00.00.H41.p12'}"
+    run = env.kyso(
+        "sign", "pdfs", *map(str, [*sources, broken]), "--out-dir", str(out), "--key", key,
+        "--workers", "2", check=False,
+    )  # fmt: skip
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "6 of 7 signed" in run.stdout and "not signed:" in run.stdout
+    assert "bien-ban.pdf" in run.stdout and "Traceback" not in run.stdout + run.stderr
+    assert not (out / "bien-ban.pdf").exists()
+    for source in sources:
+        report = verify_with(env, out / source.name)
+        assert report.passed and report.signatures[0].signer.common_name == "UBND tỉnh Nghệ An"
+    assert "Signature is Valid." in pdfsig(out / sources[0].name, nss_db(env, tmp_path / "nss"))
+    # Signing into the sources' own directory would overwrite them: refused, nothing written.
+    again = env.kyso("sign", "pdfs", str(sources[0]), "--out-dir", str(tmp_path / "in"),
+                     "--key", key, check=False)  # fmt: skip
+    assert again.returncode == 2 and "would overwrite it" in again.stderr
