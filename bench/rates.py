@@ -217,6 +217,18 @@ def xml_rows(pki: BenchPki, package: bytes) -> list[Row]:
     ]
 
 
+def best_of_interleaved(
+    measure: Callable[[int], float], configurations: tuple[int, ...], rounds: int = 3
+) -> dict[int, float]:
+    """The best of ``rounds`` measurements of each configuration, taken in turns: a run
+    lasts a second or two, and a pause of the machine in one of them would decide a ratio."""
+    best: dict[int, float] = {}
+    for _ in range(rounds):
+        for configuration in configurations:
+            best[configuration] = max(best.get(configuration, 0.0), measure(configuration))
+    return best
+
+
 def batch_rows(pki: BenchPki, sample: bytes, work: Path, count: int = 200) -> list[Row]:
     import os
 
@@ -229,37 +241,29 @@ def batch_rows(pki: BenchPki, sample: bytes, work: Path, count: int = 200) -> li
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(sample)
         sources.append(path)
-    timings: dict[int, float] = {}
-    # Each configuration three times, alternating, best of each: one run lasts about a
-    # second, and a pause of the machine in either would decide the ratio.
-    for _ in range(3):
-        for workers in (1, os.cpu_count() or 1):
-            start = time.perf_counter()
-            items = sign_many(
-                sources,
-                work / f"batch-out-{workers}",
-                f"p12:{pki.key_file}",
-                pki.passphrase,
-                PdfSignOptions(),
-                workers=workers,
-            )
-            timings[workers] = max(timings.get(workers, 0.0), count / (time.perf_counter() - start))
-            assert all(item.result for item in items)
-    cores = max(timings)
+
+    def batch(workers: int) -> float:
+        start = time.perf_counter()
+        items = sign_many(
+            sources,
+            work / f"batch-out-{workers}",
+            f"p12:{pki.key_file}",
+            pki.passphrase,
+            PdfSignOptions(),
+            workers=workers,
+        )
+        assert all(item.result for item in items)
+        return count / (time.perf_counter() - start)
+
+    cores = os.cpu_count() or 1
+    signing = best_of_interleaved(batch, (1, cores))
+    ceiling = best_of_interleaved(lambda n: raw_rsa_processes_rate(pki, n), (1, cores))
     return [
-        row(
-            f"batch sign {count} PDFs, {cores} cores (best of 3)",
-            timings[cores],
-            "one core",
-            timings[1],
-        ),
-        row(
-            f"the machine's ceiling: raw RSA signing, {cores} processes",
-            raw_rsa_processes_rate(pki, cores),
-            "one process",
-            raw_rsa_processes_rate(pki, 1),
-        ),
-    ]
+        row(f"batch sign {count} PDFs, {cores} cores (best of 3)", signing[cores], "one core",
+            signing[1]),
+        row(f"the machine's ceiling: raw RSA signing, {cores} processes (best of 3)",
+            ceiling[cores], "one process", ceiling[1]),
+    ]  # fmt: skip
 
 
 def _raw_rsa_worker(pki: BenchPki) -> float:
