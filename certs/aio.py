@@ -5,12 +5,13 @@ for the SIGINT handler, which (CPython 3.11) formats a ``ValueError`` holding th
 the finished task, result included: for a signed document that is the repr of its bytes.
 That costs as much as a signature's C14N. The signing and verification hot paths run
 short coroutines that never outlive the call (no background tasks), so a loop kept per
-thread serves them all.
+thread (and per process: a forked child makes its own) serves them all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -30,9 +31,11 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
         coroutine.close()
         raise RuntimeError("run_sync() cannot be called from a running event loop")
     loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
-    if loop is None or loop.is_closed():
+    if loop is None or loop.is_closed() or getattr(_local, "pid", None) != os.getpid():
+        # A forked child (batch signing, gunicorn) must not share its parent's loop: the
+        # epoll instance and the wake-up pipe behind it would be shared between processes.
         loop = asyncio.new_event_loop()
-        _local.loop = loop
+        _local.loop, _local.pid = loop, os.getpid()
     return loop.run_until_complete(coroutine)
 
 
