@@ -286,7 +286,11 @@ def _verify_one(
     try:
         cache_key = _verdict_key(signature, policy, evidence)
         kept = policy.checks.get(cache_key) if policy.checks and cache_key else None
-        context = _context(policy, evidence) if kept is None else policy.kept_verdict_context()
+        context = (
+            _context(policy, evidence)
+            if kept is None
+            else policy.kept_verdict_context(signature.signer_cert)
+        )
         status = run_sync(
             async_validate_pdf_signature(
                 signature,
@@ -344,8 +348,9 @@ def _fill_from_status(
     lta_times: list[dt.datetime],
     kept: CertificateCheck | None = None,
 ) -> None:
-    """The report of one signature from pyHanko's status; with ``kept``, the revocation
-    status comes from a kept passing verdict (pyHanko then checked all but revocation)."""
+    """The report of one signature from pyHanko's status; with ``kept``, the signer's chain
+    and revocation status come from a kept passing verdict (pyHanko then trusted the
+    signer's certificate directly and checked the rest)."""
     result.claimed_signing_time = status.signer_reported_dt
     ts = status.timestamp_validity
     ts_ok = ts is not None and ts.intact and ts.valid and ts.trusted
@@ -354,10 +359,14 @@ def _fill_from_status(
         if not ts_ok:
             result.details.append("the signature timestamp is not valid or not trusted")
     result.coverage = _COVERAGE.get(status.coverage, "UNCLEAR") if status.coverage else None
-    if status.validation_path is not None:
-        path = reversed(list(status.validation_path))
-        result.chain = [CertificateInfo.of(from_asn1(cert)) for cert in path]
-    result.revocation = kept.revocation if kept else _revocation(evidence, context, status)
+    if kept is not None:
+        result.chain = [CertificateInfo.of(cert) for cert in kept.chain]
+        result.revocation = kept.revocation
+    else:
+        if status.validation_path is not None:
+            path = reversed(list(status.validation_path))
+            result.chain = [CertificateInfo.of(from_asn1(cert)) for cert in path]
+        result.revocation = _revocation(evidence, context, status)
     result.level = _level(ts_ok, evidence, result, lta_times)
     result.sub_indication = _sub_indication(status, result, context)
     result.indication = indication_for(result.sub_indication)

@@ -92,14 +92,14 @@ class ValidationPolicy:
             fetchers=fetchers,
         )
 
-    def kept_verdict_context(self) -> ValidationContext:
-        """A context for a signer whose passing verdict is kept (see :mod:`signer.checkcache`):
-        the same trust roots, no revocation checking and no fetching, since the kept verdict
-        supplies the revocation status. pyHanko still checks integrity, the signature value,
-        the path's signatures, validity periods and key usage."""
+    def kept_verdict_context(self, signer: asn1_x509.Certificate) -> ValidationContext:
+        """A context for a ``signer`` whose passing verdict is kept (see
+        :mod:`signer.checkcache`): the signer's certificate is its only trust anchor, since
+        its path, validity, key usage and revocation status were validated when the verdict
+        was made. pyHanko then checks the signature's integrity and value and the document's
+        revisions, and nothing is fetched."""
         return ValidationContext(
-            trust_roots=list(self._asn1_roots),
-            other_certs=list(self._asn1_extra),
+            trust_roots=[signer],
             moment=self.at,
             allow_fetching=False,
             revinfo_policy=KEPT_REVOCATION,
