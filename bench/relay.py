@@ -71,30 +71,43 @@ def closed_loop(
     warm = threading.Barrier(CLIENTS + 1)
     deadline = [0.0]
 
+    failures: list[BaseException] = []
+
     def client(n: int) -> None:
-        with lock:
-            first = next(queue)
-        send(n, first)
-        warm.wait()
-        while True:
+        try:
             with lock:
-                body = next(queue, None)
-            if body is None or time.perf_counter() > deadline[0]:
-                return
-            start = time.perf_counter()
-            send(n, body)
-            with lock:
-                latencies.append(time.perf_counter() - start)
+                first = next(queue)
+            send(n, first)
+            warm.wait()
+            while True:
+                with lock:
+                    body = next(queue, None)
+                if body is None or time.perf_counter() > deadline[0]:
+                    return
+                start = time.perf_counter()
+                send(n, body)
+                with lock:
+                    latencies.append(time.perf_counter() - start)
+        except threading.BrokenBarrierError:
+            return  # another client failed: its error is reported
+        except BaseException as exc:  # reported below, after every client stopped
+            failures.append(exc)
+            warm.abort()
+            deadline[0] = 0.0
 
     threads = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
     for thread in threads:
         thread.start()
     deadline[0] = time.perf_counter() + 3600
-    warm.wait()
+    with contextlib.suppress(threading.BrokenBarrierError):  # a client failed, see below
+        warm.wait()
     start = time.perf_counter()
-    deadline[0] = start + seconds
+    if not failures:
+        deadline[0] = start + seconds
     for thread in threads:
         thread.join()
+    if failures:
+        raise RuntimeError(f"a client failed: {failures[0]!r}") from failures[0]
     return Run(len(latencies), time.perf_counter() - start, latencies)
 
 

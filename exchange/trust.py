@@ -21,6 +21,7 @@ from cryptography import x509
 from pyhanko_certvalidator import ValidationContext
 
 from certs.aio import run_sync
+from certs.keystore import parsed_in_full
 from certs.layout import ISSUING_CA, ROOT_CA, PkiLayout
 from certs.truststore import load_certificates
 from signer.cades import check_timestamp
@@ -81,7 +82,10 @@ class Trust:
         with self._lock:
             if self._cached is not None and now - self._cached[0] < self.ttl:
                 return self._cached[1]
-        loaded = tuple(asn1_crl.CertificateList.load(der) for der in self.crl_source())
+        # Shared by every thread's validations until the next reload: parsed in full.
+        loaded = tuple(
+            parsed_in_full(asn1_crl.CertificateList.load(der)) for der in self.crl_source()
+        )
         with self._lock:
             self._cached = (now, loaded)
         return loaded

@@ -19,7 +19,7 @@ from pyhanko_certvalidator.policy_decl import (
     RevocationCheckingRule,
 )
 
-from certs.keystore import to_asn1
+from certs.keystore import shared_asn1
 
 from .checkcache import CertificateCheckCache
 from .localfetch import LocalAnswers, local_fetchers
@@ -56,13 +56,14 @@ class ValidationPolicy:
     # OCSP/CRL URLs this process answers itself (a server validating under its own PKI).
     local: LocalAnswers | None = field(default=None, compare=False)
 
+    # Shared by every validation under this policy, from any thread: parsed in full.
     @cached_property
     def _asn1_roots(self) -> tuple[asn1_x509.Certificate, ...]:
-        return tuple(to_asn1(c) for c in self.trust_roots)
+        return tuple(shared_asn1(c) for c in self.trust_roots)
 
     @cached_property
     def _asn1_extra(self) -> tuple[asn1_x509.Certificate, ...]:
-        return tuple(to_asn1(c) for c in self.extra_certs)
+        return tuple(shared_asn1(c) for c in self.extra_certs)
 
     @property
     def moment(self) -> dt.datetime:

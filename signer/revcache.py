@@ -18,6 +18,8 @@ from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 from pyhanko_certvalidator.fetchers.api import CRLFetcher, Fetchers, OCSPFetcher
 
+from certs.keystore import parsed_in_full
+
 # How long an answer that names no nextUpdate is reused.
 DEFAULT_REUSE = dt.timedelta(minutes=5)
 Clock = Callable[[], dt.datetime]
@@ -88,6 +90,7 @@ class RevocationCache:
         now = self._clock()
         expiry = _ocsp_expiry(response, now)
         if key and expiry > now:
+            parsed_in_full(response)  # other threads' validations will read it
             with self._lock:
                 self._ocsp[key] = (response, expiry)
 
@@ -104,6 +107,8 @@ class RevocationCache:
         now = self._clock()
         expiry = _crls_expiry(crls, now)
         if key and crls and expiry > now:
+            for crl in crls:
+                parsed_in_full(crl)  # other threads' validations will read them
             with self._lock:
                 self._crl[key] = (crls, expiry)
 
