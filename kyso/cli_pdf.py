@@ -23,6 +23,15 @@ from .cli_common import Context, console, default_trust_dir, default_tsa_url, pa
 from .secrets import passphrase
 
 LEVELS = click.Choice([level.value for level in Level])
+# The options `kyso sign pdf` and `kyso sign pdfs` share.
+KEY_OPTION = click.option("--key", "key_ref", required=True, help="p12:PATH or a pkcs11: URI.")
+LEVEL_OPTION = click.option("--level", default=Level.B_B.value, show_default=True, type=LEVELS)
+TSA_URL_OPTION = click.option("--tsa-url", help="RFC 3161 TSA (default: the local PKI's).")
+TRUST_OPTION = click.option(
+    "--trust",
+    type=click.Path(exists=True, path_type=Path),
+    help="Trust anchors used to collect revocation data for B-LT/B-LTA.",
+)
 
 
 def _box(text: str | None) -> tuple[float, float, float, float] | None:
@@ -51,8 +60,8 @@ def _key_passphrase(reference: str) -> bytes | None:
 @click.command("pdf")
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--key", "key_ref", required=True, help="p12:PATH or a pkcs11: URI.")
-@click.option("--level", default=Level.B_B.value, show_default=True, type=LEVELS)
+@KEY_OPTION
+@LEVEL_OPTION
 @click.option("--field", "field_name", help="Signature field name (default: next free).")
 @click.option("--visible", is_flag=True, help="Draw a visible signature (Decree 30 styles).")
 @click.option(
@@ -79,12 +88,8 @@ def _key_passphrase(reference: str) -> bytes | None:
 @click.option("--certify", is_flag=True, help="Certification signature (DocMDP: form filling).")
 @click.option("--reason", help="Reason for signing.")
 @click.option("--location", help="Where the document was signed.")
-@click.option("--tsa-url", help="RFC 3161 TSA (default: the local PKI's).")
-@click.option(
-    "--trust",
-    type=click.Path(exists=True, path_type=Path),
-    help="Trust anchors used to collect revocation data for B-LT/B-LTA.",
-)
+@TSA_URL_OPTION
+@TRUST_OPTION
 @pass_context
 def sign_pdf(
     obj: Context,
@@ -152,15 +157,11 @@ def sign_pdf(
 @click.command("pdfs")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--key", "key_ref", required=True, help="p12:PATH or a pkcs11: URI.")
-@click.option("--level", default=Level.B_B.value, show_default=True, type=LEVELS)
+@KEY_OPTION
+@LEVEL_OPTION
 @click.option("--workers", type=click.IntRange(1, 64), help="Processes (default: one per core).")
-@click.option("--tsa-url", help="RFC 3161 TSA (default: the local PKI's).")
-@click.option(
-    "--trust",
-    type=click.Path(exists=True, path_type=Path),
-    help="Trust anchors used to collect revocation data for B-LT/B-LTA.",
-)
+@TSA_URL_OPTION
+@TRUST_OPTION
 @pass_context
 def sign_pdfs(
     obj: Context,
