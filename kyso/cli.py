@@ -18,6 +18,7 @@ from certs.names import SubjectSpec
 from certs.pkcs11uri import Pkcs11Uri
 from certs.pki import parse_reason
 from certs.profiles import Profile
+from certs.services import PkiServices
 from certs.store import CertificateStore, parse_serial, serial_hex
 from exchange.directory import load_directory
 from exchange.store import AgencyStore
@@ -328,7 +329,13 @@ def serve(obj: Context, host: str, port: int, threads: int, workers: int, data: 
         obj._engine = None
 
     secret = passphrase()
-    app = create_app(obj.settings, secret) if workers == 1 else None
+    if workers == 1:
+        app = create_app(obj.settings, secret)
+    else:
+        # The workers build their apps after the fork; a wrong passphrase must stop the
+        # server here, in one line, not in every worker with a traceback.
+        PkiServices.load(obj.pki(), secret)
+        app = None
     url = f"http://{host}:{port}"
     console.print(f"Kyso is running on [bold]{url}[/bold]")
     console.print(f"  web:  {url}/login · {url}/sign · {url}/verify · {url}/admin")
@@ -341,11 +348,9 @@ def serve(obj: Context, host: str, port: int, threads: int, workers: int, data: 
     if app is not None:
         waitress_serve(app, host=host, port=port, threads=threads, ident="kyso")
         return
-    from .db import upgrade
     from .prefork import serve_prefork
 
-    upgrade(obj.engine)  # once, before the workers start
-    obj.engine.dispose()  # no pooled connection may cross the fork
+    obj.engine.dispose()  # migrated when opened; no pooled connection may cross the fork
     settings = obj.settings
     serve_prefork(lambda: create_app(settings, secret), host, port, workers, threads)
 

@@ -127,10 +127,12 @@ def test_bad_directory_file(kyso_env: KysoEnv, tmp_path) -> None:
     )
 
 
-def test_serve_refuses_to_start_with_a_wrong_passphrase(kyso_env: KysoEnv) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_refuses_to_start_with_a_wrong_passphrase(kyso_env: KysoEnv, workers: str) -> None:
     env = {**kyso_env.env, "KYSO_PASSPHRASE": "wrong"}
-    result = kyso_env.kyso("serve", "--port", "1", env=env, check=False)
+    result = kyso_env.kyso("serve", "--port", "1", "--workers", workers, env=env, check=False)
     assert_user_error(result, "wrong passphrase")
+    assert "running" not in result.stdout  # refused before announcing anything
 
 
 def test_pki_init_into_a_chosen_directory(tmp_path) -> None:
