@@ -18,7 +18,7 @@ from pathlib import Path
 
 from certs.keystore import SigningKey, open_key
 
-from .errors import SignerError
+from .errors import SignerError, SigningFailed
 from .pdf import PdfSignOptions, PdfSignResult, sign
 
 Progress = Callable[[int, int], None]
@@ -77,9 +77,13 @@ def sign_many(
 ) -> list[BatchItem]:
     """Sign ``sources`` into ``out_dir`` (same file names) using ``workers`` processes.
 
-    ``workers=1`` signs in this process. A document that fails does not stop the others.
+    ``workers=1`` signs in this process. A document that fails does not stop the others;
+    an ``out_dir`` that cannot be created raises :class:`SigningFailed` before any work.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SigningFailed(f"cannot write into {out_dir}: {exc.strerror}") from None
     jobs = [(source, out_dir / source.name) for source in sources]
     workers = workers or os.cpu_count() or 1
     if workers == 1:

@@ -151,8 +151,11 @@ def sign(source: Path, output: Path, key: SigningKey, options: PdfSignOptions) -
     Raises :class:`InvalidDocument` for input pyHanko cannot read (not a PDF, encrypted,
     truncated) and :class:`SigningFailed` when the TSA or revocation services fail.
     """
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=output.parent, prefix=".signing-", suffix=".pdf")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=output.parent, prefix=".signing-", suffix=".pdf")
+    except OSError as exc:
+        raise SigningFailed(f"cannot write into {output.parent}: {exc.strerror}") from None
     tmp = Path(tmp_name)
     try:
         with source.open("rb") as infile, os.fdopen(fd, "w+b") as outfile:

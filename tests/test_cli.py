@@ -154,3 +154,39 @@ def test_pki_init_into_a_chosen_directory(tmp_path) -> None:
     urls = [d.access_location.value for d in aia.value]
     assert "http://pki.nghean.example:8080/pki/ocsp" in urls, urls
     assert not (tmp_path / "data" / "pki").exists()  # the PKI went where --dir said
+
+
+def test_signing_into_a_place_that_cannot_be_written_is_a_user_error(
+    kyso_env: KysoEnv, tmp_path
+) -> None:
+    from kyso.samples import decision_pdf
+
+    source = decision_pdf(tmp_path / "quyet-dinh.pdf").path
+    key = f"p12:{kyso_env.pki / 'keys' / 'seal-000.00.00.H41.p12'}"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    one = kyso_env.kyso("sign", "pdf", str(source), "-o", str(blocker / "signed.pdf"),
+                        "--key", key, check=False)  # fmt: skip
+    assert_user_error(one, "cannot write into")
+    batch = kyso_env.kyso("sign", "pdfs", str(source), "--out-dir", str(blocker / "out"),
+                          "--key", key, check=False)  # fmt: skip
+    assert_user_error(batch, "cannot write into")
+
+
+def test_a_batch_with_a_missing_or_twice_named_document_is_refused(
+    kyso_env: KysoEnv, tmp_path
+) -> None:
+    from kyso.samples import decision_pdf
+
+    first = decision_pdf(tmp_path / "quyet-dinh.pdf").path
+    (tmp_path / "copy").mkdir()
+    second = decision_pdf(tmp_path / "copy" / "quyet-dinh.pdf").path
+    key = f"p12:{kyso_env.pki / 'keys' / 'seal-000.00.00.H41.p12'}"
+    out = tmp_path / "out"
+    missing = kyso_env.kyso("sign", "pdfs", str(first), str(tmp_path / "absent.pdf"),
+                            "--out-dir", str(out), "--key", key, check=False)  # fmt: skip
+    assert_user_error(missing, "absent.pdf does not exist")
+    twice = kyso_env.kyso("sign", "pdfs", str(first), str(second), "--out-dir", str(out),
+                          "--key", key, check=False)  # fmt: skip
+    assert_user_error(twice, "two documents are named quyet-dinh.pdf")
+    assert not out.exists()  # refused before anything was written
