@@ -63,21 +63,19 @@ DEFAULT_LIMITS = XmlLimits()
 
 
 def secure_parser() -> etree.XMLParser:
-    """This thread's libxml2 parser (lxml parsers must not be shared between threads); see
-    :func:`new_secure_parser`."""
+    """This thread's libxml2 parser (lxml parsers must not be shared between threads), which
+    resolves nothing, loads nothing and keeps its resource limits."""
     parser: etree.XMLParser | None = getattr(_parsers, "parser", None)
     if parser is None:
-        parser = _parsers.parser = new_secure_parser()
+        parser = _parsers.parser = _new_secure_parser()
     return parser
 
 
 _parsers = threading.local()
 
 
-def new_secure_parser() -> etree.XMLParser:
-    """A libxml2 parser that resolves nothing, loads nothing and keeps its resource limits.
-
-    Comments and processing instructions are kept: signature verification must see them
+def _new_secure_parser() -> etree.XMLParser:
+    """Comments and processing instructions are kept: signature verification must see them
     (a comment inside signed text is an attack, not noise).
     """
     return etree.XMLParser(

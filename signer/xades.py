@@ -79,8 +79,8 @@ EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 C14N_10 = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
 ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"
 SIGNED_PROPERTIES_TYPE = "http://uri.etsi.org/01903#SignedProperties"
-XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
-ID_ATTRIBUTES = ("Id", "ID", "id", XML_ID)
+# The attributes an element is referenced by (xml:id in its reserved namespace).
+ID_ATTRIBUTES = ("Id", "ID", "id", "xml:id")
 
 # Algorithm URIs → hashlib names. Anything else is refused as unsupported (input error).
 DIGEST_METHODS = {
@@ -204,7 +204,7 @@ def _ids(root: Any) -> dict[str, Any]:
 
 # libxml2 finds the Id attributes (a Python walk over every element cost more than the C14N).
 # A string, not a compiled etree.XPath: each call gets its own evaluator, so threads share none.
-_ID_ATTRIBUTES = "//@Id | //@ID | //@id | //@xml:id"
+_ID_ATTRIBUTES = " | ".join(f"//@{name}" for name in ID_ATTRIBUTES)
 
 
 def _digest_method(parent: Any) -> str:

@@ -455,3 +455,14 @@ def test_cli_verify_reports_wrapping_as_total_failed(
     result = kyso_env.kyso("verify", str(path), "--offline", check=False)
     assert result.returncode == 1
     assert "TOTAL_FAILED / FORMAT_FAILURE" in result.stdout
+
+
+def test_the_depth_limit_is_exact() -> None:
+    """64 levels pass, 65 do not (the libxml2 XPath walk counts the root as level 1)."""
+    safexml.parse(b"<a>" * 64 + b"</a>" * 64)
+    with pytest.raises(HostileXml, match="nested deeper than 64"):
+        safexml.parse(b"<a>" * 65 + b"</a>" * 65)
+    shallow = safexml.XmlLimits(max_depth=2)
+    safexml.parse(b"<a><b/></a>", shallow)
+    with pytest.raises(HostileXml, match="nested deeper than 2"):
+        safexml.parse(b"<a><b><c/></b></a>", shallow)
