@@ -166,7 +166,8 @@ def signer_from_bundle(bundle: KeyBundle) -> SimpleSigner:
     return LoadedKeySigner(
         bundle.private_key,
         signing_cert=shared_asn1(bundle.certificate),
-        signing_key=parsed_in_full(asn1_keys.PrivateKeyInfo.load(key_der)),
+        # Only pyHanko's fallback mechanisms read it; not expanded into Python integers.
+        signing_key=asn1_keys.PrivateKeyInfo.load(key_der),
         cert_registry=SimpleCertificateStore.from_certs([shared_asn1(c) for c in bundle.chain]),
     )
 

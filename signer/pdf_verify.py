@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
+from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.decode_limits import DecodePurpose
@@ -279,13 +280,16 @@ def _verify_one(
     lta_times: list[dt.datetime],
 ) -> SignatureReport:
     result = SignatureReport("PAdES", str(signature.field_name), Indication.INDETERMINATE)
+    signer: x509.Certificate | None = None
     try:
-        result.signer = CertificateInfo.of(from_asn1(signature.signer_cert))
+        signer = from_asn1(signature.signer_cert)
+        result.signer = CertificateInfo.of(signer)
     except _MALFORMED:
         result.signer = None
     try:
-        cache_key = _verdict_key(signature, policy, evidence)
-        kept = policy.checks.get(cache_key) if policy.checks and cache_key else None
+        checks = policy.checks
+        cache_key = _verdict_key(signature, signer, policy, evidence)
+        kept = checks.get(cache_key) if checks is not None and cache_key else None
         context = (
             _context(policy, evidence)
             if kept is None
@@ -301,8 +305,8 @@ def _verify_one(
         )
         # Reads the certificates and answers validation used; asn1crypto parses them lazily.
         _fill_from_status(result, status, signature, evidence, context, lta_times, kept)
-        if kept is None and cache_key is not None and policy.checks is not None:
-            _keep_verdict(policy.checks, cache_key, result, status)
+        if kept is None and checks is not None and cache_key is not None:
+            _keep_verdict(checks, cache_key, result, status)
     except _MALFORMED as exc:
         result.sub_indication = SubIndication.FORMAT_FAILURE
         result.indication = indication_for(result.sub_indication)
@@ -313,17 +317,20 @@ def _verify_one(
 
 
 def _verdict_key(
-    signature: EmbeddedPdfSignature, policy: ValidationPolicy, evidence: _Evidence
+    signature: EmbeddedPdfSignature,
+    signer: x509.Certificate | None,
+    policy: ValidationPolicy,
+    evidence: _Evidence,
 ) -> CheckKey | None:
-    """Where a passing verdict on this signer is kept; None when none may be: validating as
-    of another moment, or with revocation answers from the document itself (the verdict
-    would then rest on this document's evidence)."""
-    if policy.checks is None or policy.at is not None or evidence.crls or evidence.ocsps:
+    """Where a passing verdict on ``signer`` is kept; None when none may be: no cache, a
+    signer certificate that cannot be read, validating as of another moment, or revocation
+    answers from the document itself (the verdict would then rest on its evidence)."""
+    if policy.checks is None or signer is None or policy.at is not None:
+        return None
+    if evidence.crls or evidence.ocsps:
         return None
     certificates = [from_asn1(c) for c in signature.other_embedded_certs]
-    return policy.checks.key(
-        from_asn1(signature.signer_cert), [*certificates, *policy.extra_certs], "pades"
-    )
+    return policy.checks.key(signer, [*certificates, *policy.extra_certs], "pades")
 
 
 def _keep_verdict(

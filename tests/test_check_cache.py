@@ -84,3 +84,6 @@ def test_a_pdf_signers_kept_verdict_gives_the_same_report(server: Server, tmp_pa
         a.coverage,
     )
     assert b.signer == a.signer and len(b.chain) == 3 and b.revocation
+    # Validating as of a given moment never uses a verdict kept for now.
+    moment = ValidationPolicy(roots, offline=True, at=dt.datetime.now(dt.UTC), checks=checks)
+    assert not verify_pdf(second, moment).passed
