@@ -266,10 +266,6 @@ def batch_rows(pki: BenchPki, sample: bytes, work: Path, count: int = 200) -> li
     ]  # fmt: skip
 
 
-def _raw_rsa_worker(pki: BenchPki) -> float:
-    return raw_rsa_rate(pki)
-
-
 def raw_rsa_processes_rate(pki: BenchPki, processes: int) -> float:
     """Raw RSA signatures per second of ``processes`` processes signing at once: how much
     more than one core the cores give at all (shared caches, frequency, hyperthreads)."""
@@ -277,4 +273,4 @@ def raw_rsa_processes_rate(pki: BenchPki, processes: int) -> float:
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
-        return sum(pool.map(_raw_rsa_worker, [pki] * processes))
+        return sum(pool.map(raw_rsa_rate, [pki] * processes))
