@@ -49,6 +49,7 @@ from certs.store import CertificateStore, serial_hex
 from .directory import UnknownAgency
 from .errors import BadRequest, Forbidden, Unauthenticated
 from .store import AgencyStore, credentials, nonces, utc
+from .writegate import write_gate
 
 SCHEME = "Kyso-HMAC-SHA256"
 WINDOW = dt.timedelta(minutes=5)
@@ -293,13 +294,13 @@ class Authenticator:
 
     def _use_nonce(self, key_id: str, nonce: str, now: dt.datetime) -> None:
         try:
-            with self.engine.begin() as conn:
+            with write_gate(self.engine), self.engine.begin() as conn:
                 conn.execute(nonces.insert().values(key_id=key_id, nonce=nonce, seen_at=now))
         except sa.exc.IntegrityError:
             raise Unauthenticated("replayed request: this nonce was already used") from None
         if time.monotonic() - self._last_purge > 60:
             self._last_purge = time.monotonic()
-            with self.engine.begin() as conn:
+            with write_gate(self.engine), self.engine.begin() as conn:
                 conn.execute(nonces.delete().where(nonces.c.seen_at < now - 2 * self.window))
 
     def authenticate_certificate(

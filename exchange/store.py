@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from certs.clock import as_utc as utc
 
 from .directory import Agency, Directory, UnknownAgency
+from .writegate import write_gate
 
 metadata = sa.MetaData()
 
@@ -403,7 +404,7 @@ class ExchangeStore:
     @contextlib.contextmanager
     def write(self) -> Iterator[sa.Connection]:
         """A write transaction holding the relay's one write lock (see the module doc)."""
-        with self.engine.connect() as conn:
+        with write_gate(self.engine), self.engine.connect() as conn:
             if self.sqlite:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             else:
