@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -43,36 +44,37 @@ def test_a_forked_process_waits_while_its_parent_holds_the_gate(engine: sa.Engin
     assert child.exitcode == 0
 
 
-def test_a_thread_waits_for_the_thread_that_holds_the_gate(engine: sa.Engine) -> None:
-    entered = threading.Event()
+def _waits_in_a_thread_while_the_gate_is_held(engine: sa.Engine, write: Callable[[], None]) -> None:
+    done = threading.Event()
 
-    def write() -> None:
-        with write_gate(engine):
-            entered.set()
+    def run() -> None:
+        write()
+        done.set()
 
     with write_gate(engine):
-        thread = threading.Thread(target=write)
+        thread = threading.Thread(target=run)
         thread.start()
-        assert not entered.wait(LONG_ENOUGH)
+        assert not done.wait(LONG_ENOUGH), "it wrote while another thread held the gate"
     thread.join(timeout=30)
-    assert entered.is_set()
+    assert done.is_set(), "it never got the gate after it was let go"
+
+
+def test_a_thread_waits_for_the_thread_that_holds_the_gate(engine: sa.Engine) -> None:
+    def write() -> None:
+        with write_gate(engine):
+            pass
+
+    _waits_in_a_thread_while_the_gate_is_held(engine, write)
 
 
 def test_the_relays_write_transactions_wait_for_the_gate(engine: sa.Engine) -> None:
     upgrade(engine)
-    committed = threading.Event()
 
     def write() -> None:
         with ExchangeStore(engine).write() as conn:
             conn.exec_driver_sql("SELECT 1")
-        committed.set()
 
-    with write_gate(engine):
-        thread = threading.Thread(target=write)
-        thread.start()
-        assert not committed.wait(LONG_ENOUGH)
-    thread.join(timeout=30)
-    assert committed.is_set()
+    _waits_in_a_thread_while_the_gate_is_held(engine, write)
 
 
 def test_a_nested_write_is_refused_rather_than_waiting_for_itself(engine: sa.Engine) -> None:
