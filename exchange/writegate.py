@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,7 +61,8 @@ class WriteGate:
         self._threads = threading.Lock()
 
 
-_gates: dict[str, WriteGate] = {}
+_gates: dict[str, WriteGate] = {}  # by the database file's real path
+_engines: weakref.WeakKeyDictionary[sa.Engine, WriteGate | None] = weakref.WeakKeyDictionary()
 _gates_lock = threading.Lock()
 
 
@@ -76,13 +78,21 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 def write_gate(engine: sa.Engine) -> contextlib.AbstractContextManager[None]:
     """Hold the gate of ``engine``'s database around a write transaction (a no-op where the
-    database needs none)."""
+    database needs none). Engines on the same file share one gate."""
+    try:
+        gate = _engines[engine]
+    except KeyError:
+        gate = _engines[engine] = _gate_for(engine)
+    return contextlib.nullcontext() if gate is None else gate.held()
+
+
+def _gate_for(engine: sa.Engine) -> WriteGate | None:
     database = engine.url.database if engine.dialect.name == "sqlite" else None
     if not database or database == ":memory:" or database.startswith("file:"):
-        return contextlib.nullcontext()
+        return None
     path = str(Path(database).resolve())
     with _gates_lock:
         gate = _gates.get(path)
         if gate is None:
             gate = _gates[path] = WriteGate(Path(path + ".write-lock"))
-    return gate.held()
+        return gate
