@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from certs.store import CertificateStore
+from exchange.auth import Authenticator, Role, sign_request
 from exchange.store import ExchangeStore
 from exchange.writegate import write_gate
 from kyso.db import make_engine, upgrade
@@ -73,6 +75,20 @@ def test_the_relays_write_transactions_wait_for_the_gate(engine: sa.Engine) -> N
     def write() -> None:
         with ExchangeStore(engine).write() as conn:
             conn.exec_driver_sql("SELECT 1")
+
+    _waits_in_a_thread_while_the_gate_is_held(engine, write)
+
+
+def test_the_authenticators_nonce_write_waits_for_the_gate(engine: sa.Engine) -> None:
+    upgrade(engine)
+    auth = Authenticator(engine, b"k" * 32, CertificateStore(engine))
+    credential, secret = auth.issue(Role.ADMIN, label="test")
+
+    def write() -> None:
+        header = sign_request(credential.key_id, secret, "GET", "/api/v1/audit", "", b"")
+        auth.authenticate_hmac(header, "GET", "/api/v1/audit", "", b"")
+
+    write()  # the first request also purges old nonces; the next one only records its own
 
     _waits_in_a_thread_while_the_gate_is_held(engine, write)
 
