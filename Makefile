@@ -11,15 +11,25 @@ CODE_DIRS := signer certs exchange
 export KYSO_DATA := $(DATA)
 export KYSO_PASSPHRASE_FILE ?= $(DATA)/secrets/passphrase
 
-.PHONY: run test lint bench sysdeps venv clean
+LOCK := requirements.lock
+BOOTSTRAP_LOCK := tools/bootstrap.lock
+UV := $(BIN)/uv
+# `make lock UPGRADE=cryptography` moves one package to its newest allowed version, `UPGRADE=all`
+# every one; plain `make lock` keeps every pin that still satisfies pyproject.
+UPGRADE ?=
+UPGRADE_FLAGS := $(if $(filter all,$(UPGRADE)),--upgrade,$(foreach p,$(UPGRADE),--upgrade-package $(p)))
+
+.PHONY: run test lint lock check-lock bench sysdeps venv clean
 
 sysdeps:
 	@bash tools/system-packages.sh
 
-$(BIN)/.installed: pyproject.toml
+# Installs come from the lock only (exact versions, hashes); nothing is resolved here.
+$(BIN)/.installed: $(LOCK) $(BOOTSTRAP_LOCK) pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r $(BOOTSTRAP_LOCK)
+	@$(UV) pip sync -q --python $(BIN)/python --require-hashes $(LOCK)
+	@$(UV) pip install -q --python $(BIN)/python --no-deps --no-build-isolation -e .
 	@touch $@
 
 venv: $(BIN)/.installed
@@ -28,7 +38,18 @@ run: sysdeps venv
 	$(BIN)/kyso demo init --if-missing --base-url http://$(HOST):$(PORT)
 	$(BIN)/kyso serve --host $(HOST) --port $(PORT)
 
-lint: venv
+# The only target that resolves versions: pyproject's ranges -> exact pins with hashes.
+lock: venv
+	$(UV) pip compile -q pyproject.toml tools/build.in --extra dev --generate-hashes \
+		--python-version 3.11 $(UPGRADE_FLAGS) -o $(LOCK)
+	$(UV) pip compile -q tools/bootstrap.in -c $(LOCK) --generate-hashes --python-version 3.11 \
+		-o $(BOOTSTRAP_LOCK)
+
+# No network: every requirement of pyproject is pinned in the lock, inside its range.
+check-lock: venv
+	$(BIN)/python tools/check_lock.py pyproject.toml $(LOCK) $(BOOTSTRAP_LOCK)
+
+lint: venv check-lock
 	$(BIN)/ruff check $(CODE_DIRS) kyso tests
 	$(BIN)/ruff format --check $(CODE_DIRS) kyso tests
 	$(BIN)/mypy
