@@ -24,6 +24,7 @@ from . import problems
 from .accounts import AccountStore
 from .config import Settings
 from .db import make_engine, upgrade
+from .entry import quiet_third_party_warnings
 from .identities import Identities
 from .openapi import load_openapi
 from .secrets import flask_secret_key
@@ -59,6 +60,7 @@ def services() -> Services:
 
 def create_app(settings: Settings, passphrase: bytes) -> Flask:
     """Build the app: open the database (migrated), the PKI and its service keys."""
+    quiet_third_party_warnings()
     from . import api, web, web_exchange
 
     engine = make_engine(settings.db_url)
