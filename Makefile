@@ -50,8 +50,8 @@ check-lock: venv
 	$(BIN)/python tools/check_lock.py pyproject.toml $(LOCK) $(BOOTSTRAP_LOCK)
 
 lint: venv check-lock
-	$(BIN)/ruff check $(CODE_DIRS) kyso tests
-	$(BIN)/ruff format --check $(CODE_DIRS) kyso tests
+	$(BIN)/ruff check $(CODE_DIRS) kyso tests tools
+	$(BIN)/ruff format --check $(CODE_DIRS) kyso tests tools
 	$(BIN)/mypy
 
 test: sysdeps venv lint

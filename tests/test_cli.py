@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 
 import click
 import pytest
@@ -10,7 +12,7 @@ from click.testing import CliRunner
 
 from kyso.cli import main
 
-from .conftest import KysoEnv
+from .conftest import KYSO, KysoEnv
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -190,3 +192,36 @@ def test_a_batch_with_a_missing_or_twice_named_document_is_refused(
                           "--key", key, check=False)  # fmt: skip
     assert_user_error(twice, "two documents are named quyet-dinh.pdf")
     assert not out.exists()  # refused before anything was written
+
+
+def test_help_shows_no_third_party_warning() -> None:
+    """Other libraries' deprecation warnings (cryptography's "DSA is deprecated", raised while
+    pyHanko is imported) never reach a user of `kyso`, whatever PYTHONWARNINGS says."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    result = subprocess.run(
+        [KYSO, "--help"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr
+    assert result.stderr == ""
+
+
+def test_own_deprecation_warnings_stay_visible() -> None:
+    """The filter is by module: a deprecation raised on behalf of Kyso's own code still shows."""
+    code = (
+        "import warnings\n"
+        "from kyso.entry import quiet_third_party_warnings\n"
+        "quiet_third_party_warnings()\n"
+        "warnings.warn_explicit('old', DeprecationWarning, 'x.py', 1, module='signer.pdf')\n"
+        "warnings.warn_explicit('lib', DeprecationWarning, 'y.py', 1, module='pyhanko.x')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    result = subprocess.run(
+        [sys.executable, "-W", "default", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "old" in result.stderr and "lib" not in result.stderr, result.stderr

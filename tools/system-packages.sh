@@ -3,11 +3,12 @@
 set -euo pipefail
 
 packages=(softhsm2 poppler-utils xmlsec1 qpdf fonts-noto-core tesseract-ocr tesseract-ocr-vie chromium
-          libnss3-tools)
+          libnss3-tools openssl)
 # One probe per package: a command or file it provides.
 probes=(/usr/bin/softhsm2-util /usr/bin/pdfsig /usr/bin/xmlsec1 /usr/bin/qpdf
         /usr/share/fonts/truetype/noto/NotoSerif-Regular.ttf /usr/bin/tesseract
-        /usr/share/tesseract-ocr/5/tessdata/vie.traineddata /usr/bin/chromium /usr/bin/certutil)
+        /usr/share/tesseract-ocr/5/tessdata/vie.traineddata /usr/bin/chromium /usr/bin/certutil
+        /usr/bin/openssl)
 
 missing=()
 for i in "${!packages[@]}"; do
