@@ -2,7 +2,9 @@
 
 An agency may register a push endpoint; the worker then POSTs each of its inbox items there
 (JSON, signed with the agency's own credential secret so the receiver can check it came from
-the relay) until the endpoint answers 2xx, which counts as the acknowledgement. Failed
+the relay) until the endpoint answers 2xx, which counts as the acknowledgement. Each POST goes
+through the administrator's egress allow-list (:func:`pinned_poster`): a host that is not, or
+no longer, allowed is not contacted, and a redirect is not followed. Failed
 attempts are retried with exponential backoff and jitter (``base · 2^n``, capped, each delay
 drawn between half and all of it); after ``dead_letter_after`` of failures the item becomes
 a dead letter, listed for administrators and left in the pull inbox.
@@ -18,15 +20,15 @@ import hmac
 import json
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
 from certs.clock import utcnow
+from certs.egress import EgressPolicy, Resolver, fetch, system_resolver
 
 from . import audit as events
 from .auth import Authenticator
@@ -38,14 +40,42 @@ log = logging.getLogger(__name__)
 
 LEASE = dt.timedelta(seconds=60)
 BATCH = 50
+# The endpoint's answer is not used beyond its status: read no more of it than this.
+REPLY_LIMIT = 64 * 1024
 
-# (url, body, headers, timeout) → HTTP status code; raises OSError/requests errors on failure.
+# (url, body, headers, timeout) → HTTP status code; raises on failure (refused, network, HTTP).
 Poster = Callable[[str, bytes, dict[str, str], float], int]
 
 
-def http_post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
-    response = requests.post(url, data=body, headers=headers, timeout=timeout)
-    return int(response.status_code)
+def pinned_poster(
+    policy: EgressPolicy, resolver: Resolver = system_resolver, tls: ssl.SSLContext | None = None
+) -> Poster:
+    """The worker's poster: POST through ``policy`` with :func:`certs.egress.fetch`.
+
+    At every attempt the endpoint's name is resolved and each address checked, and the
+    connection goes to a checked address (so a name rebound to a forbidden address since
+    registration is refused, :class:`certs.egress.EgressRefused`); a 3xx answer is returned
+    as it is, a failed attempt like any non-2xx; ``timeout`` bounds the connection, each read
+    and the answer; at most :data:`REPLY_LIMIT` bytes of the answer are read. ``tls``: the
+    trust for https endpoints (by default the system's).
+    """
+    context = tls or ssl.create_default_context()
+
+    def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+        reply = fetch(
+            policy,
+            "POST",
+            url,
+            body,
+            headers,
+            timeout=timeout,
+            max_body=REPLY_LIMIT,
+            resolver=resolver,
+            tls=context,
+        )
+        return reply.status
+
+    return post
 
 
 def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
@@ -74,7 +104,7 @@ class PushWorker:
         relay: Relay,
         authenticator: Authenticator,
         config: RelayConfig,
-        poster: Poster = http_post,
+        poster: Poster,
         stamp: Callable[[bytes], bytes] | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         rng: random.Random | None = None,

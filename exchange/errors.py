@@ -78,6 +78,10 @@ class BadRequest(ExchangeError):
     """A malformed request parameter."""
 
 
+class PushUrlRefused(ExchangeError):
+    """The push endpoint's URL is not acceptable, or its host is not on the egress allow-list."""
+
+
 __all__ = [
     "BadRequest",
     "CertificateRefused",
@@ -88,6 +92,7 @@ __all__ = [
     "InvalidPackage",
     "InvalidTransition",
     "PackageTooLarge",
+    "PushUrlRefused",
     "RoutingDenied",
     "SenderMismatch",
     "SignatureRejected",

@@ -30,6 +30,14 @@ import sqlalchemy as sa
 from lxml import etree
 
 from certs.clock import utcnow
+from certs.egress import (
+    DENY_ALL,
+    EgressPolicy,
+    EgressRefused,
+    Resolver,
+    check_destination,
+    system_resolver,
+)
 from certs.store import CertificateStore
 from signer import edxml, safexml, xades
 from signer.errors import DocumentTooLarge, SignerError
@@ -53,6 +61,7 @@ from .errors import (
     IdempotencyConflict,
     InvalidPackage,
     PackageTooLarge,
+    PushUrlRefused,
     RoutingDenied,
     SenderMismatch,
     SignatureRejected,
@@ -162,7 +171,11 @@ def detach(signed_package: bytes) -> tuple[bytes, list[bytes]]:
 
 
 class Relay:
-    """The exchange relay's domain operations."""
+    """The exchange relay's domain operations.
+
+    ``push_policy`` says which push endpoints an agency may register (the administrator's
+    egress allow-list; by default none), ``resolver`` how their host names are resolved.
+    """
 
     def __init__(
         self,
@@ -174,6 +187,8 @@ class Relay:
         certificates: CertificateStore,
         config: RelayConfig,
         clock: Callable[[], dt.datetime] = utcnow,
+        push_policy: EgressPolicy = DENY_ALL,
+        resolver: Resolver = system_resolver,
     ) -> None:
         self.engine = engine
         self.store = ExchangeStore(engine)
@@ -186,6 +201,8 @@ class Relay:
         self.certificates = certificates
         self.config = config
         self.clock = clock
+        self.push_policy = push_policy
+        self.resolver = resolver
         self._directory: tuple[float, Directory] | None = None
         self._lock = threading.Lock()
 
@@ -885,9 +902,18 @@ class Relay:
     # -- push endpoints and dead letters --
 
     def set_push_endpoint(self, principal: Principal, url: str | None) -> dict[str, Any]:
+        """Register (or, with None, remove) the agency's push endpoint.
+
+        Raises :class:`PushUrlRefused` unless the URL is an acceptable http(s) URL whose host,
+        and every address it resolves to now, the push policy allows. The worker checks again
+        before each delivery: what a name resolves to may change.
+        """
         agency = principal.require_agency()
-        if url is not None and not (url.startswith(("http://", "https://")) and len(url) < 2000):
-            raise BadRequest("the push endpoint must be an http:// or https:// URL")
+        if url is not None:
+            try:
+                check_destination(self.push_policy, url, self.resolver)
+            except EgressRefused as exc:
+                raise PushUrlRefused(f"the push endpoint is refused: {exc}") from None
         now = self.clock()
         with self.store.write() as conn:
             self.store.set_push_endpoint(conn, agency, url, now)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from certs.egress import DENY_ALL, EgressPolicy, Resolver, system_resolver
 from certs.keystore import SigningKey, signer_from_bundle
 from certs.layout import ISSUING_CA, ROOT_CA
 from certs.pki import Pki
@@ -17,7 +18,7 @@ from signer import edxml
 from .auth import Authenticator, installation_id, sealing_key
 from .blobs import BlobStore
 from .config import RelayConfig
-from .delivery import PushWorker
+from .delivery import PushWorker, pinned_poster
 from .receipts import ReceiptSigner
 from .relay import Relay
 from .routing import load_rules
@@ -58,8 +59,15 @@ def open_exchange(
     passphrase: bytes,
     data_dir: Path,
     config: RelayConfig | None = None,
+    push_policy: EgressPolicy = DENY_ALL,
+    resolver: Resolver = system_resolver,
 ) -> Exchange:
-    """Open the relay key, the routing rules and the stores; nothing is started."""
+    """Open the relay key, the routing rules and the stores; nothing is started.
+
+    ``push_policy`` is the administrator's allow-list of push endpoints (by default none is
+    allowed): checked when an agency registers one and again before every delivery, both
+    resolving host names with ``resolver``.
+    """
     config = config or RelayConfig.from_env()
     pki = services.pki
     bundle = pki.service_bundle("relay", passphrase)
@@ -82,9 +90,15 @@ def open_exchange(
         load_rules(config.routing_file),
         pki.store,
         config,
+        push_policy=push_policy,
+        resolver=resolver,
     )
     authenticator = open_authenticator(engine, pki, passphrase)
     worker = PushWorker(
-        relay, authenticator, config, stamp=lambda digest: stamp_digest(services.tsa, digest)
+        relay,
+        authenticator,
+        config,
+        pinned_poster(push_policy, resolver),
+        stamp=lambda digest: stamp_digest(services.tsa, digest),
     )
     return Exchange(relay, authenticator, worker, config)

@@ -103,7 +103,10 @@ def create_app(settings: Settings, passphrase: bytes) -> Flask:
     )
     app.register_blueprint(pki_http.blueprint)
     app.register_blueprint(api.blueprint)
-    exchange_http.install(app, open_exchange(engine, pki_services, passphrase, settings.data_dir))
+    exchange = open_exchange(
+        engine, pki_services, passphrase, settings.data_dir, push_policy=settings.push_allow
+    )
+    exchange_http.install(app, exchange)
     web.register(app)
     web_exchange.register(app)
     problems.register(app)

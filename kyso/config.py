@@ -13,6 +13,8 @@
 | KYSO_SECURE_COOKIES    | 0                              | 1: cookies only over HTTPS       |
 | KYSO_MAX_UPLOAD_MB     | 110                            | largest request body (MiB)       |
 | KYSO_VERIFY_RATE       | 300                            | anonymous verifications/min/IP   |
+| KYSO_PUSH_ALLOW        | – (no push endpoint allowed)   | push endpoints agencies may use: |
+|                        |                                | host names, *.suffixes, networks |
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from certs.egress import DENY_ALL, EgressPolicy, InvalidEgressRule
+
+from .errors import InvalidRequest
 
 
 def _flag(name: str) -> bool:
@@ -33,6 +39,14 @@ def _int(name: str, default: int) -> int:
         return default
 
 
+def _egress(name: str) -> EgressPolicy:
+    """An allow-list setting; a malformed entry stops the start (it must not widen or vanish)."""
+    try:
+        return EgressPolicy.parse(os.environ.get(name, ""))
+    except InvalidEgressRule as exc:
+        raise InvalidRequest(f"{name}: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -41,6 +55,7 @@ class Settings:
     secure_cookies: bool = False
     max_upload_mb: int = 110
     verify_rate_per_minute: int = 300
+    push_allow: EgressPolicy = DENY_ALL
 
     @property
     def secrets_dir(self) -> Path:
@@ -64,4 +79,5 @@ class Settings:
             secure_cookies=_flag("KYSO_SECURE_COOKIES"),
             max_upload_mb=_int("KYSO_MAX_UPLOAD_MB", 110),
             verify_rate_per_minute=_int("KYSO_VERIFY_RATE", 300),
+            push_allow=_egress("KYSO_PUSH_ALLOW"),
         )

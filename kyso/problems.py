@@ -78,6 +78,7 @@ DOMAIN_ERRORS: list[tuple[type[Exception], int, str]] = [
     (exchange.InvalidTransition, 409, "invalid-status-transition"),
     (exchange.DuplicateStatus, 409, "duplicate-status"),
     (exchange.PackageTooLarge, 413, "package-too-large"),
+    (exchange.PushUrlRefused, 422, "push-url-refused"),
     (exchange.UnknownRecipient, 422, "unknown-recipient"),
     (exchange.InvalidPackage, 422, "invalid-package"),
     (exchange.UnsignedDocument, 422, "unsigned"),

@@ -73,6 +73,9 @@ def relay(kyso_env: KysoEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         # delivery is given up (it was 1.5 s, and two failures plus a slow retry overran it).
         KYSO_DEAD_LETTER_AFTER="5",
         KYSO_AUDIT_CHECKPOINT_EVERY="1",
+        # The push tests' endpoints listen on loopback, which the egress policy refuses
+        # unless the administrator lists it.
+        KYSO_PUSH_ALLOW="127.0.0.0/8",
     )
     yield from running_relay(env)
     cleanup()
@@ -747,6 +750,79 @@ def test_push_delivery_with_backoff_then_dead_letters(relay: Relay, endpoint: st
     finally:
         nghi_loc.request("DELETE", "/api/v1/push-endpoint")
         dien_chau.request("DELETE", "/api/v1/push-endpoint")
+
+
+def push_endpoint_rows(env: ExchangeEnv, agency: str) -> int:
+    return count_rows(env, "exchange_push_endpoints", f"agency = '{agency}'")
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", "cloud metadata"),
+        ("http://[::ffff:169.254.169.254]/latest", "cloud metadata"),
+        ("http://[::1]:8080/", "loopback"),
+        ("http://localhost:8080/", "localhost is not an allowed host"),
+        ("http://2130706433/", "non-standard form"),  # 127.0.0.1, as one number
+        ("http://0x7f.1/", "non-standard form"),
+        ("http://10.0.0.1/", "private"),
+        ("http://push.example.vn/", "not an allowed host"),
+        ("ftp://127.0.0.1/", "only http"),
+        ("http://agency:secret@127.0.0.1/", "user name or password"),
+        ("http://127.0.0.1/" + "a" * 2100, "longer than"),
+    ],
+)
+def test_push_endpoints_outside_the_allow_list_are_refused(
+    relay: Relay, url: str, why: str
+) -> None:
+    env = relay.env  # KYSO_PUSH_ALLOW=127.0.0.0/8
+    hung_loc = env.client(HUNG_LOC)
+    with pytest.raises(RelayError) as refused:
+        hung_loc.request("PUT", "/api/v1/push-endpoint", json_body={"url": url})
+    assert why in problem_of(refused, 422, "push-url-refused")["detail"]
+    assert push_endpoint_rows(env, HUNG_LOC) == 0
+    # What the administrator listed is accepted.
+    listed = hung_loc.request(
+        "PUT", "/api/v1/push-endpoint", json_body={"url": "http://127.0.0.1:9/push"}
+    )
+    assert listed.json() == {"agency": HUNG_LOC, "url": "http://127.0.0.1:9/push"}
+    hung_loc.request("DELETE", "/api/v1/push-endpoint")
+    assert push_endpoint_rows(env, HUNG_LOC) == 0
+
+
+def test_without_an_allow_list_no_push_endpoint_is_accepted(
+    relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kyso.app import create_app
+    from kyso.config import Settings
+
+    from .conftest import PASSPHRASE
+
+    env = relay.env
+    for name, value in {**env.env, "KYSO_EXCHANGE_WORKER": "0"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("KYSO_PUSH_ALLOW")
+    client = create_app(Settings.load(), PASSPHRASE.encode()).test_client()
+    credential = env.credential(HUNG_LOC)
+    for url in (
+        "http://127.0.0.1:9/push",
+        "http://169.254.169.254/latest",
+        "http://[::1]/",
+        "http://localhost/",
+    ):
+        body = json.dumps({"url": url}).encode()
+        authorization = sign_request(
+            credential.key_id, credential.secret, "PUT", "/api/v1/push-endpoint", "", body
+        )
+        answer = client.put(
+            "/api/v1/push-endpoint",
+            data=body,
+            headers={"Authorization": authorization, "Content-Type": "application/json"},
+        )
+        assert answer.status_code == 422, (url, answer.json)
+        assert answer.mimetype == "application/problem+json"
+        assert answer.json["code"] == "push-url-refused", answer.json
+        assert push_endpoint_rows(env, HUNG_LOC) == 0
 
 
 # --- Directory, audit, the clerk's page ----------------------------------------------------
