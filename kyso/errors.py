@@ -47,6 +47,11 @@ class Conflict(ServiceError):
     """The thing already exists (e.g. a username)."""
 
 
+class KeyUnavailable(ServiceError):
+    """A granted key cannot be opened on the server (key file, passphrase, HSM): the server's
+    fault, told to the caller without where or how the key is kept."""
+
+
 class RateLimited(ServiceError):
     """Too many attempts or requests; retry after ``retry_after`` seconds."""
 

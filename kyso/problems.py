@@ -32,6 +32,7 @@ from .errors import (
     InvalidRequest,
     InvalidToken,
     KeyNotAllowed,
+    KeyUnavailable,
     NotFound,
     PermissionDenied,
     RateLimited,
@@ -58,6 +59,7 @@ DOMAIN_ERRORS: list[tuple[type[Exception], int, str]] = [
     (NotFound, 404, "not-found"),
     (Conflict, 409, "conflict"),
     (RateLimited, 429, "rate-limited"),
+    (KeyUnavailable, 503, "key-unavailable"),
     # documents
     (DocumentTooLarge, 413, "document-too-large"),
     (UnsupportedFormat, 415, "unsupported-format"),

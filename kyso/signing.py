@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import IO, Protocol
 from cryptography import x509
 from pyhanko.sign.timestamps import TimeStamper
 
+from certs.errors import PKIError
 from certs.keystore import SigningKey, open_key
 from certs.store import CertificateStore
 from signer.errors import InvalidDocument, SigningFailed, UnsupportedFormat
@@ -32,8 +34,10 @@ from signer.pdf_input import looks_like_pdf
 from signer.policy import ValidationPolicy
 from signer.report import CertificateInfo, Report
 
-from .errors import InvalidRequest, KeyNotAllowed
+from .errors import InvalidRequest, KeyNotAllowed, KeyUnavailable
 from .identities import Identities, Identity, key_name
+
+log = logging.getLogger(__name__)
 
 Rect = tuple[float, float, float, float]
 STYLES = ("person", "seal", "attachment", "copy")
@@ -63,11 +67,20 @@ class KeyRing:
         self._lock = threading.Lock()
 
     def open(self, key_ref: str) -> SigningKey:
+        """The opened key; :class:`KeyUnavailable` if it cannot be opened. Why it cannot (a
+        file path, an HSM module, a PIN file) goes to the server log, never to the caller."""
         with self._lock:
             key = self._keys.get(key_ref)
             if key is None:
                 secret = self._passphrase if key_ref.startswith("p12:") else None
-                key = open_key(key_ref, secret)
+                try:
+                    key = open_key(key_ref, secret)
+                except PKIError as exc:
+                    log.error("signing key %s cannot be opened: %s", key_name(key_ref), exc)
+                    raise KeyUnavailable(
+                        f"key {key_name(key_ref)} cannot be opened on this server; "
+                        "its administrator will find why in the server log"
+                    ) from None
                 self._keys[key_ref] = key
                 self._locks[key_ref] = threading.Lock()
             return key
