@@ -35,6 +35,7 @@ from .errors import (
     KeyUnavailable,
     NotFound,
     PermissionDenied,
+    PersonalKeyNotAllowed,
     RateLimited,
 )
 
@@ -55,6 +56,7 @@ DOMAIN_ERRORS: list[tuple[type[Exception], int, str]] = [
     (InvalidToken, 401, "invalid-token"),
     (PermissionDenied, 403, "forbidden"),
     (KeyNotAllowed, 403, "key-not-allowed"),
+    (PersonalKeyNotAllowed, 403, "personal-key-not-allowed"),
     (CsrfFailed, 403, "csrf-failed"),
     (NotFound, 404, "not-found"),
     (Conflict, 409, "conflict"),
