@@ -17,7 +17,7 @@ from .accounts import KEY_KINDS, AccountStore, Role
 from .cli_common import Context, KysoGroup, console, pass_context, print_rows
 from .errors import InvalidRequest
 from .identities import Identities, key_name
-from .tokens import DEFAULT_RATE, TokenStore
+from .tokens import DEFAULT_RATE, ApiToken, TokenStore, check_token_keys
 
 ROLES = click.Choice([r.value for r in Role])
 
@@ -137,17 +137,18 @@ def tokens() -> None:
     "keys",
     multiple=True,
     required=True,
-    help="A key of that agency the token may use (reference, name or serial); repeatable.",
+    help="A seal of that agency the token may use (reference, name or serial); repeatable. "
+    "Personal keys are refused: an officer's signature needs the officer in person.",
 )
 @click.option("--name", default="", help="What the token is for, e.g. 'iOffice'.")
 @click.option("--rate", default=DEFAULT_RATE, show_default=True, help="Requests per minute.")
 @pass_context
 def tokens_create(obj: Context, agency: str, keys: tuple[str, ...], name: str, rate: int) -> None:
-    """Create a token; it is shown this once (only its hash is stored)."""
+    """Create a token for an agency's seals; it is shown this once (only its hash is stored)."""
     AgencyStore(obj.engine).get(agency)
     identities = _identities(obj)
     refs = [identities.resolve(k) for k in keys]
-    identities.check_grant(agency, refs, ("person", "seal"))
+    check_token_keys(identities, agency, refs)
     token, secret = TokenStore(obj.engine).create(agency, tuple(refs), name, rate)
     click.echo(f"token {token.id} for {agency}: {', '.join(key_name(r) for r in refs)}")
     click.echo(secret)
@@ -157,13 +158,14 @@ def tokens_create(obj: Context, agency: str, keys: tuple[str, ...], name: str, r
 @click.option("--agency", help="Only this agency's tokens.")
 @pass_context
 def tokens_list(obj: Context, agency: str | None) -> None:
-    """List tokens (never their secrets)."""
+    """List tokens (never their secrets); a personal key an older token holds is marked."""
+    identities = _identities(obj)
     rows = [
         (
             t.id,
             t.name,
             t.agency_code,
-            ", ".join(key_name(k) for k in t.key_refs),
+            _token_keys(identities, t),
             str(t.rate_per_minute),
             f"{t.created_at:%Y-%m-%d}",
             "revoked" if t.revoked_at else "active",
@@ -171,6 +173,16 @@ def tokens_list(obj: Context, agency: str | None) -> None:
         for t in TokenStore(obj.engine).all(agency)
     ]
     print_rows(("id", "name", "agency", "keys", "rate/min", "created", "status"), rows)
+
+
+def _token_keys(identities: Identities, token: ApiToken) -> str:
+    """The names of a token's keys; one it may no longer use says so."""
+    names = []
+    for ref in token.key_refs:
+        identity = identities.find(ref)
+        refused = identity is not None and identity.kind == "person"
+        names.append(f"{key_name(ref)} (personal: refused)" if refused else key_name(ref))
+    return ", ".join(names)
 
 
 @tokens.command("revoke")

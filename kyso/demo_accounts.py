@@ -1,5 +1,8 @@
 """Demo accounts and a demo API token, so `make run` can be tried at once.
 
+The token, like every API token, holds the province's seal only: Nguyễn Văn An's personal
+signature is made by him, signed in on the web pages.
+
 One password for every demo account and the province's API token are generated on first use
 into ``DATA/secrets/demo-password`` and ``DATA/secrets/demo-api-token`` (mode 0600) and printed
 by ``kyso serve``. Running this again adds what is missing and changes nothing else; a new
@@ -17,7 +20,7 @@ from certs.layout import slug
 from .accounts import KEY_KINDS, Account, AccountStore, Role
 from .identities import Identities
 from .secrets import read_secret, write_secret
-from .tokens import TokenStore
+from .tokens import TokenStore, check_token_keys
 
 PROVINCE = "000.00.00.H41"
 PASSWORD_FILE = "demo-password"  # noqa: S105 - a file name
@@ -41,6 +44,8 @@ def _seal(agency: str) -> str:
     return f"seal-{agency}"
 
 
+DEMO_TOKEN_KEYS = (_seal(PROVINCE),)
+
 DEMO_ACCOUNTS = (
     DemoAccount("an", "Nguyễn Văn An", Role.OFFICER, PROVINCE,
                 (_person("Nguyễn Văn An"), _seal(PROVINCE))),
@@ -59,11 +64,14 @@ class DemoSetup:
     accounts: tuple[Account, ...]
 
 
-def _key_refs(identities: Identities, spec: DemoAccount) -> tuple[str, ...]:
-    if spec.agency is None:
+def _key_refs(
+    identities: Identities, agency: str | None, names: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The references of ``agency``'s current keys called ``names`` (those that exist)."""
+    if agency is None:
         return ()
-    by_name = {i.name: i.key_ref for i in identities.of_agency(spec.agency) if not i.revoked}
-    return tuple(by_name[name] for name in spec.keys if name in by_name)
+    by_name = {i.name: i.key_ref for i in identities.of_agency(agency) if not i.revoked}
+    return tuple(by_name[name] for name in names if name in by_name)
 
 
 def create_demo_accounts(
@@ -81,16 +89,16 @@ def create_demo_accounts(
             if new_password:  # the file is what `kyso serve` prints: keep it true
                 accounts.set_password(spec.username, password)
             continue
-        refs = _key_refs(identities, spec)
+        refs = _key_refs(identities, spec.agency, spec.keys)
         if spec.agency is not None:
             identities.check_grant(spec.agency, list(refs), KEY_KINDS[spec.role])
         accounts.add(spec.username, spec.full_name, spec.role, password, spec.agency, refs)
     token_file = secrets_dir / TOKEN_FILE
     token = read_secret(token_file)
     if token is None:
-        refs = _key_refs(identities, DEMO_ACCOUNTS[0])
+        refs = _key_refs(identities, PROVINCE, DEMO_TOKEN_KEYS)
         if refs:
-            identities.check_grant(PROVINCE, list(refs), ("person", "seal"))
+            check_token_keys(identities, PROVINCE, list(refs))
             _, token = tokens.create(PROVINCE, refs, "demo: UBND tỉnh Nghệ An")
             write_secret(token_file, token)
     demo = tuple(a for a in (accounts.find(s.username) for s in DEMO_ACCOUNTS) if a is not None)

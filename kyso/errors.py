@@ -35,6 +35,11 @@ class KeyNotAllowed(PermissionDenied):
     """The key is not one the caller may sign with (another agency's, revoked, not granted)."""
 
 
+class PersonalKeyNotAllowed(KeyNotAllowed):
+    """A personal key asked of a caller that may not make personal signatures (an agency
+    system's token): an officer's signature needs the officer in person."""
+
+
 class CsrfFailed(PermissionDenied):
     """A form was posted without the session's CSRF token."""
 
@@ -45,6 +50,11 @@ class NotFound(ServiceError):
 
 class Conflict(ServiceError):
     """The thing already exists (e.g. a username)."""
+
+
+class KeyUnavailable(ServiceError):
+    """A granted key cannot be opened on the server (key file, passphrase, HSM): the server's
+    fault, told to the caller without where or how the key is kept."""
 
 
 class RateLimited(ServiceError):

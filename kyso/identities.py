@@ -8,10 +8,15 @@ attribute (the QCVN 102:2016 code), never the caller's claim.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from certs.layout import PkiLayout
+from certs.pkcs11uri import InvalidPkcs11Uri, Pkcs11Uri
 from certs.store import CertificateRecord, CertificateStore, serial_hex
 
 from .errors import InvalidRequest, KeyNotAllowed
@@ -21,11 +26,15 @@ SIGNING_PROFILES = ("person", "seal")
 
 @dataclass(frozen=True)
 class Identity:
-    """A key one may sign with, as shown to people and API clients."""
+    """A key one may sign with, as shown to people and API clients.
+
+    ``key_ref`` says where the key is kept (a file path, an HSM URI): the server's business
+    only. What callers see is :meth:`to_dict`.
+    """
 
     key_ref: str
     name: str  # short name: the key file's stem, e.g. seal-000.00.00.H41
-    kind: str  # "person" or "seal"
+    kind: str  # the certificate's profile in the CA's records: "person" or "seal"
     common_name: str
     agency_code: str | None
     subject: str
@@ -33,31 +42,46 @@ class Identity:
     not_after: dt.datetime
     revoked: bool
     image: Path | None  # blue signature or red seal PNG, if the PKI has one
+    der: bytes  # the certificate
 
     def to_dict(self) -> dict[str, object]:
+        """The key as API clients see it: its name (what ``key`` takes when signing) and its
+        certificate; never the key reference, a path, a URI or a PIN source."""
+        certificate = x509.load_der_x509_certificate(self.der)
         return {
-            "key": self.key_ref,
+            "key": self.name,
             "name": self.name,
             "kind": self.kind,
             "common_name": self.common_name,
             "agency_code": self.agency_code,
             "subject": self.subject,
+            "issuer": certificate.issuer.rfc4514_string(),
             "serial": self.serial,
+            "not_before": certificate.not_valid_before_utc.isoformat(),
             "not_after": self.not_after.isoformat(),
             "revoked": self.revoked,
+            "sha256": hashlib.sha256(self.der).hexdigest(),
+            "certificate": certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
         }
 
 
 def key_name(key_ref: str) -> str:
-    """Short name of a key reference: ``p12:…/seal-X.p12`` → ``seal-X``, or a URI's object."""
+    """Short name of a key reference, safe to show to anyone: ``p12:…/seal-X.p12`` → ``seal-X``;
+    a ``pkcs11:`` URI → its object label, else ``id-`` and its id in hex. Never a path, a URI
+    or a PIN source: an unreadable reference gets ``key-`` and a digest of it."""
     scheme, _, rest = key_ref.partition(":")
-    if scheme == "p12":
-        return Path(rest).stem
-    for part in rest.split(";"):
-        label, _, value = part.partition("=")
-        if label == "object":
-            return value
-    return key_ref
+    if scheme == "p12" and PurePath(rest).stem:
+        return PurePath(rest).stem
+    if scheme == "pkcs11":
+        try:
+            uri = Pkcs11Uri.parse(key_ref)
+        except InvalidPkcs11Uri:
+            uri = None
+        if uri is not None and uri.object:
+            return uri.object
+        if uri is not None and uri.id:
+            return "id-" + uri.id.hex()
+    return "key-" + hashlib.sha256(key_ref.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 class Identities:
@@ -85,6 +109,7 @@ class Identities:
             not_after=record.not_after,
             revoked=record.revoked,
             image=image if image.is_file() else None,
+            der=record.der,
         )
 
     def find(self, key_ref: str) -> Identity | None:

@@ -32,8 +32,10 @@ from .errors import (
     InvalidRequest,
     InvalidToken,
     KeyNotAllowed,
+    KeyUnavailable,
     NotFound,
     PermissionDenied,
+    PersonalKeyNotAllowed,
     RateLimited,
 )
 
@@ -54,10 +56,12 @@ DOMAIN_ERRORS: list[tuple[type[Exception], int, str]] = [
     (InvalidToken, 401, "invalid-token"),
     (PermissionDenied, 403, "forbidden"),
     (KeyNotAllowed, 403, "key-not-allowed"),
+    (PersonalKeyNotAllowed, 403, "personal-key-not-allowed"),
     (CsrfFailed, 403, "csrf-failed"),
     (NotFound, 404, "not-found"),
     (Conflict, 409, "conflict"),
     (RateLimited, 429, "rate-limited"),
+    (KeyUnavailable, 503, "key-unavailable"),
     # documents
     (DocumentTooLarge, 413, "document-too-large"),
     (UnsupportedFormat, 415, "unsupported-format"),

@@ -3,6 +3,8 @@
 The one rule that matters: a caller signs only with keys granted to it, and only with keys
 whose certificate names the caller's own agency (the ``UID`` attribute). Both are checked on
 every signature, after the key is opened, so a tampered grant cannot sign for another agency.
+An agency system's API token signs with its agency's seals only, never with an officer's
+personal key (its certificate's profile in the CA's records decides, checked the same way).
 
 Keys are opened once per key reference and kept (:class:`KeyRing`); the trust anchors and the
 TSA address are read once when the service is built.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,8 +25,9 @@ from typing import IO, Protocol
 from cryptography import x509
 from pyhanko.sign.timestamps import TimeStamper
 
+from certs.errors import PKIError
 from certs.keystore import SigningKey, open_key
-from certs.store import CertificateStore
+from certs.store import CertificateRecord, CertificateStore
 from signer.errors import InvalidDocument, SigningFailed, UnsupportedFormat
 from signer.levels import Level
 from signer.localfetch import LocalAnswers
@@ -32,8 +36,11 @@ from signer.pdf_input import looks_like_pdf
 from signer.policy import ValidationPolicy
 from signer.report import CertificateInfo, Report
 
-from .errors import InvalidRequest, KeyNotAllowed
+from .errors import InvalidRequest, KeyNotAllowed, KeyUnavailable
 from .identities import Identities, Identity, key_name
+from .tokens import TOKEN_KEY_KINDS, ApiToken, personal_key_refused
+
+log = logging.getLogger(__name__)
 
 Rect = tuple[float, float, float, float]
 STYLES = ("person", "seal", "attachment", "copy")
@@ -63,11 +70,20 @@ class KeyRing:
         self._lock = threading.Lock()
 
     def open(self, key_ref: str) -> SigningKey:
+        """The opened key; :class:`KeyUnavailable` if it cannot be opened. Why it cannot (a
+        file path, an HSM module, a PIN file) goes to the server log, never to the caller."""
         with self._lock:
             key = self._keys.get(key_ref)
             if key is None:
                 secret = self._passphrase if key_ref.startswith("p12:") else None
-                key = open_key(key_ref, secret)
+                try:
+                    key = open_key(key_ref, secret)
+                except PKIError as exc:
+                    log.error("signing key %s cannot be opened: %s", key_name(key_ref), exc)
+                    raise KeyUnavailable(
+                        f"key {key_name(key_ref)} cannot be opened on this server; "
+                        "its administrator will find why in the server log"
+                    ) from None
                 self._keys[key_ref] = key
                 self._locks[key_ref] = threading.Lock()
             return key
@@ -178,14 +194,19 @@ class SigningService:
 
     # -- who may use which key -----------------------------------------------------------------
 
-    def allowed(self, principal: Principal) -> list[Identity]:
-        """The identities ``principal`` may sign with (its grants that are its agency's)."""
+    def _granted(self, principal: Principal) -> list[Identity]:
+        """The identities granted to ``principal`` that are its agency's, of any kind."""
         found = []
         for ref in principal.key_refs:
             identity = self.identities.find(ref)
             if identity is not None and identity.agency_code == principal.agency_code:
                 found.append(identity)
         return found
+
+    def allowed(self, principal: Principal) -> list[Identity]:
+        """The identities ``principal`` may sign with: its grants that are its agency's and of
+        a kind it may use (a token: seals only, whatever an older grant lists)."""
+        return [i for i in self._granted(principal) if _kind_allowed(principal, i.kind)]
 
     def choose_key(
         self, principal: Principal, text: str | None, kind: str | None = None
@@ -194,18 +215,22 @@ class SigningService:
 
         Without ``text``: the only granted key, the first of ``kind``, or the agency's seal.
         """
-        allowed = self.allowed(principal)
+        granted = self._granted(principal)
         if text:
             wanted = text.strip()
-            for identity in allowed:
+            for identity in granted:
                 if wanted in (identity.key_ref, identity.name) or wanted.upper() == identity.serial:
+                    _check_kind(principal, identity.name, identity.kind, identity.common_name)
                     return identity
             raise KeyNotAllowed(f"key {wanted!r} is not one this caller may sign with")
+        allowed = [i for i in granted if _kind_allowed(principal, i.kind)]
         if len(allowed) == 1:
             return allowed[0]
         candidates = [i for i in allowed if i.kind == (kind or "seal")]
         if candidates and (kind is not None or len(candidates) == 1):
             return candidates[0]
+        if not allowed and granted:  # an older token holding nothing but a personal key
+            _check_kind(principal, granted[0].name, granted[0].kind, granted[0].common_name)
         if not allowed:
             raise KeyNotAllowed("this caller may not sign with any key")
         raise InvalidRequest("several keys are granted: choose one with 'key'")
@@ -222,6 +247,7 @@ class SigningService:
                 f"key {identity.name} is agency {info.agency_code}'s, not {principal.agency_code}'s"
             )
         record = self.store.find(key.certificate.serial_number)
+        _check_recorded_kind(principal, identity, record)
         if record is not None and record.revoked:
             raise KeyNotAllowed(f"the certificate of key {identity.name} is revoked")
         now = dt.datetime.now(dt.UTC)
@@ -362,6 +388,34 @@ class SigningService:
         from signer.verify import verify
 
         return verify(document, self._policy(offline, at), content)
+
+
+def _kind_allowed(principal: Principal, kind: str) -> bool:
+    """Whether ``principal`` may sign with a key of ``kind`` (a certificate profile).
+
+    People signed in with their own account sign with what they were granted (the account's
+    role limited the grant); an agency system's token signs with its agency's seals only.
+    """
+    return not isinstance(principal, ApiToken) or kind in TOKEN_KEY_KINDS
+
+
+def _check_kind(principal: Principal, name: str, kind: str, common_name: str) -> None:
+    if _kind_allowed(principal, kind):
+        return
+    if kind == "person":
+        raise personal_key_refused(name, common_name)
+    raise KeyNotAllowed(f"key {name} is a {kind} key; this caller signs with seals only")
+
+
+def _check_recorded_kind(
+    principal: Principal, identity: Identity, record: CertificateRecord | None
+) -> None:
+    """The kind rule again, on the certificate actually opened: its profile in the CA's records
+    (a key file swapped for an officer's is caught here)."""
+    if record is not None:
+        _check_kind(principal, identity.name, record.profile, record.common_name)
+    elif isinstance(principal, ApiToken):
+        raise KeyNotAllowed(f"the certificate of key {identity.name} was not issued by this PKI")
 
 
 def _check_head(path: Path, kind: str) -> None:

@@ -1,5 +1,9 @@
 """API tokens for agency systems: each bound to one agency and to the keys it may sign with.
 
+A token may hold its agency's seal keys only (:data:`TOKEN_KEY_KINDS`): a personal signature
+needs the officer in person, and a system calling the API is not him. Tokens made before this
+rule may still list a personal key; it is refused when used (:func:`personal_key_refused`).
+
 A token is ``kyso_`` + 32 random bytes (URL-safe base64), shown once when it is created. The
 database keeps only its SHA-256: a request's token is hashed, looked up by that hash and
 compared in constant time. Every token has a request rate (per minute), enforced by
@@ -25,7 +29,8 @@ import sqlalchemy as sa
 from certs.clock import as_utc as _utc
 from certs.clock import utcnow
 
-from .errors import InvalidRequest, InvalidToken, NotFound, RateLimited
+from .errors import InvalidRequest, InvalidToken, NotFound, PersonalKeyNotAllowed, RateLimited
+from .identities import Identities
 
 metadata = sa.MetaData()
 
@@ -47,6 +52,28 @@ TOKEN_PREFIX = "kyso_"  # noqa: S105 - a prefix that secret scanners can recogni
 DEFAULT_RATE = 120
 MAX_TOKEN_LENGTH = 200
 _LAST_USED_EVERY = dt.timedelta(minutes=1)
+# The certificate profiles (certs.profiles.Profile) a token may sign with.
+TOKEN_KEY_KINDS = ("seal",)
+
+
+def personal_key_refused(name: str, common_name: str) -> PersonalKeyNotAllowed:
+    """The error for a token asking for (or being given) the personal key ``name``."""
+    return PersonalKeyNotAllowed(
+        f"key {name} is the personal key of {common_name}: personal signatures need the "
+        "officer in person and cannot be made with an agency token (it holds seal keys only)"
+    )
+
+
+def check_token_keys(identities: Identities, agency: str, key_refs: list[str]) -> None:
+    """Refuse to give a token of ``agency`` any key but that agency's seals.
+
+    The kind is the profile the CA recorded for the key's certificate, not the key's name.
+    """
+    for ref in key_refs:
+        identity = identities.find(ref)
+        if identity is not None and identity.kind == "person":
+            raise personal_key_refused(identity.name, identity.common_name)
+    identities.check_grant(agency, key_refs, TOKEN_KEY_KINDS)
 
 
 def token_hash(token: str) -> str:

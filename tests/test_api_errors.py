@@ -172,7 +172,7 @@ def test_422_unusable_documents(demo: Demo, pdf: bytes) -> None:
         demo,
         "sign/pdf",
         {"file": ("qd.pdf", pdf)},
-        {"key": "person-nguyen-van-an", "visible": "true", "box": "5000,5000,5100,5100"},
+        {"key": "seal-000.00.00.H41", "visible": "true", "box": "5000,5000,5100,5100"},
     )
     assert_problem(response, 422, "invalid-stamp")
     # a .p7s without the file it signs

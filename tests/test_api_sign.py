@@ -1,4 +1,5 @@
-"""The signing API with the demo token: PDF (visible person + seal), XML, CMS, then /verify."""
+"""The signing API with the demo token (the province's seal): PDF (the seal over an officer's
+visible signature), XML, CMS, then /verify."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from kyso.samples import decision_pdf
 
 from .conftest import Demo
 from .pdftools import nss_db, pdfsig
+from .webtools import assert_problem, login
 
 
 def api_sign(
@@ -37,26 +39,45 @@ def api_verify(demo: Demo, path: Path, content: Path | None = None) -> dict:
     return response.json()
 
 
-def test_visible_person_signature_then_the_seal(demo: Demo, tmp_path: Path) -> None:
+def officer_signs(demo: Demo, document: Path, box: list[float]) -> bytes:
+    """``document`` with Nguyễn Văn An's visible B-T signature, made by him on the web pages."""
+    officer = login(demo, "an")
+    officer.headers["Accept"] = "application/json"
+    with document.open("rb") as stream:
+        upload = officer.post(
+            f"{demo.url}/sign/uploads", files={"file": ("qd.pdf", stream)}, timeout=30
+        ).json()
+    signed = officer.post(
+        f"{demo.url}/sign/uploads/{upload['id']}/sign",
+        json={"key": "person-nguyen-van-an", "level": "B-T", "box": box},
+        timeout=60,
+    ).json()
+    assert signed["signer"] == "Nguyễn Văn An", signed
+    return officer.get(f"{demo.url}{signed['download']}", timeout=30).content
+
+
+def test_the_seal_over_the_officers_visible_signature(demo: Demo, tmp_path: Path) -> None:
     document = decision_pdf(tmp_path / "qd.pdf")
     box = ",".join(f"{v:.1f}" for v in document.signature_box)
-    response = api_sign(
-        demo, "pdf", document.path, "quyết định.pdf",
-        key="person-nguyen-van-an", level="B-T", visible="true", box=box,
+    # The demo token holds the seal only: the officer signs himself, on the web pages (a token
+    # still holding a personal key: tests/test_api_token_keys.py).
+    refused = api_sign(
+        demo, "pdf", document.path, key="person-nguyen-van-an", level="B-T", visible="true",
+        box=box,
     )  # fmt: skip
+    assert_problem(refused, 403, "key-not-allowed")
+    person = tmp_path / "quyết định.pdf"
+    person.write_bytes(officer_signs(demo, document.path, list(document.signature_box)))
+    # The seal: no box, so it goes over the left third of the person's signature.
+    response = api_sign(demo, "pdf", person, key="seal-000.00.00.H41", visible="true", level="B-T")
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"] == "application/pdf"
     assert response.headers["X-Kyso-Level"] == "B-T"
-    assert response.headers["X-Kyso-Field"] == "Signature1"
+    assert response.headers["X-Kyso-Field"] == "Signature2"
     assert (
         "filename*=UTF-8''quy%E1%BA%BFt%20%C4%91%E1%BB%8Bnh-signed.pdf"
         in (response.headers["Content-Disposition"])
     )
-    person = tmp_path / "person.pdf"
-    person.write_bytes(response.content)
-    # The seal: no box, so it goes over the left third of the person's signature.
-    response = api_sign(demo, "pdf", person, key="seal-000.00.00.H41", visible="true")
-    assert response.status_code == 200, response.text
     sealed = tmp_path / "sealed.pdf"
     sealed.write_bytes(response.content)
 
@@ -64,7 +85,7 @@ def test_visible_person_signature_then_the_seal(demo: Demo, tmp_path: Path) -> N
     assert report["passed"] is True
     signers = [s["signer"]["common_name"] for s in report["signatures"]]
     assert signers == ["Nguyễn Văn An", "UBND tỉnh Nghệ An"]
-    assert [s["level"] for s in report["signatures"]] == ["B-T", "B-B"]
+    assert [s["level"] for s in report["signatures"]] == ["B-T", "B-T"]
     assert pdfsig(sealed, nss_db(demo.env, tmp_path / "nss")).count("Signature is Valid.") == 2
 
 
@@ -81,7 +102,8 @@ def test_json_answer_and_default_key(demo: Demo, tmp_path: Path) -> None:
     body = response.json()
     document = base64.b64decode(body["document"])
     assert document.startswith(b"%PDF-") and hashlib.sha256(document).hexdigest() == body["sha256"]
-    # Two keys are granted and none was named: the agency's seal signs.
+    # None was named: the token's only key, the agency's seal, signs (several keys: see
+    # tests/test_api_token_keys.py).
     assert body["key"] == "seal-000.00.00.H41"
     assert body["signer"]["agency_code"] == "000.00.00.H41"
     assert body["field"] == "Signature1" and body["level"] == "B-B"
@@ -103,14 +125,14 @@ def test_xml_and_detached_cms(demo: Demo, tmp_path: Path) -> None:
     assert report["signatures"][0]["level"] == "B-T"
 
     content = decision_pdf(tmp_path / "phu-luc.pdf").path
-    response = api_sign(demo, "cms", content, key="person-nguyen-van-an")
+    response = api_sign(demo, "cms", content, key="seal-000.00.00.H41")
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"] == "application/pkcs7-signature"
     signature = tmp_path / "phu-luc.pdf.p7s"
     signature.write_bytes(response.content)
     report = api_verify(demo, signature, content)
     assert report["passed"] and report["signatures"][0]["format"] == "CAdES"
-    assert report["signatures"][0]["signer"]["common_name"] == "Nguyễn Văn An"
+    assert report["signatures"][0]["signer"]["common_name"] == "UBND tỉnh Nghệ An"
     changed = tmp_path / "changed.pdf"
     changed.write_bytes(content.read_bytes() + b"\n%")
     failed = api_verify(demo, signature, changed)["signatures"][0]
@@ -122,10 +144,8 @@ def test_keys_of_the_token(demo: Demo) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["agency_code"] == "000.00.00.H41"
-    assert {(k["name"], k["kind"]) for k in body["keys"]} == {
-        ("person-nguyen-van-an", "person"),
-        ("seal-000.00.00.H41", "seal"),
-    }
+    # The demo token holds the province's seal only: An's personal key is his own.
+    assert [(k["name"], k["kind"]) for k in body["keys"]] == [("seal-000.00.00.H41", "seal")]
     assert all(k["agency_code"] == "000.00.00.H41" for k in body["keys"])
 
 

@@ -18,6 +18,7 @@ from kyso.app import create_app
 from kyso.samples import decision_pdf
 
 from .conftest import PASSPHRASE, Demo
+from .pdftools import sign_with
 from .test_api_errors import settings_of
 from .webtools import assert_problem, create_token, csrf_from, login
 
@@ -235,8 +236,10 @@ def audit(auditor: requests.Session, demo: Demo, **files: tuple[str, bytes]) -> 
 
 
 def test_auditor_page_reports_and_downloads(demo: Demo, tmp_path: Path) -> None:
-    source = decision_pdf(tmp_path / "qd.pdf").path.read_bytes()
-    signed = sign_through_api(demo, "pdf", "qd.pdf", source, "person-nguyen-van-an")
+    # An's own signature (with his key, as on the sign page): the demo token holds the seal only.
+    sign_with(demo.env, decision_pdf(tmp_path / "qd.pdf").path, tmp_path / "an.pdf",
+              "person-nguyen-van-an")  # fmt: skip
+    signed = (tmp_path / "an.pdf").read_bytes()
     auditor = login(demo, "khoa")
     response = audit(auditor, demo, document=("quyết định.pdf", signed))
     assert response.status_code == 200 and "/reports/" in response.url
