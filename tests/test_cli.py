@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import sqlite3
 import subprocess
+from pathlib import Path
 
 import click
 import pytest
@@ -10,7 +14,7 @@ from click.testing import CliRunner
 
 from kyso.cli import main
 
-from .conftest import KysoEnv
+from .conftest import PASSPHRASE, KysoEnv, free_port, start_server
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -190,3 +194,37 @@ def test_a_batch_with_a_missing_or_twice_named_document_is_refused(
                           "--key", key, check=False)  # fmt: skip
     assert_user_error(twice, "two documents are named quyet-dinh.pdf")
     assert not out.exists()  # refused before anything was written
+
+
+def test_demo_init_and_serve_say_where_the_secrets_are_never_what(
+    kyso_env: KysoEnv, tmp_path: Path
+) -> None:
+    """A console is a shared terminal, a CI log or a journal: it gets the secrets' files."""
+    env = KysoEnv(tmp_path / "demo", free_port())
+    env.data.mkdir()
+    shutil.copytree(kyso_env.pki, env.pki)
+    source, target = (sqlite3.connect(e.data / "kyso.sqlite") for e in (kyso_env, env))
+    source.backup(target)
+    source.close()
+    target.close()
+    init = env.kyso("demo", "init", "--if-missing", "--base-url", env.url)
+    server = start_server(env)
+    server.terminate()
+    server.wait(timeout=10)
+    banner = (env.data / f"server-{env.port}.log").read_text()
+
+    secrets_dir = env.data / "secrets"
+    password_file, token_file = secrets_dir / "demo-password", secrets_dir / "demo-api-token"
+    secrets = [
+        password_file.read_text().strip(),
+        token_file.read_text().strip(),
+        PASSPHRASE,
+        *(json.loads(f.read_text())["secret"] for f in secrets_dir.glob("agency-*.json")),
+    ]
+    assert len(secrets) > 5 and all(secrets)
+    for output in (banner, init.stdout + init.stderr):
+        for secret in secrets:
+            assert secret not in output
+        assert str(password_file) in output and str(token_file) in output, output
+    assert f"Kyso is running on {env.url}" in banner
+    assert "an       officer" in banner and "admin" in banner  # the accounts, still
