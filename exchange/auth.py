@@ -47,7 +47,7 @@ from certs.clock import utcnow
 from certs.store import CertificateStore, serial_hex
 
 from .directory import UnknownAgency
-from .errors import BadRequest, Forbidden, Unauthenticated
+from .errors import BadRequest, Forbidden, Refusal, Unauthenticated
 from .store import AgencyStore, credentials, nonces, utc
 from .writegate import write_gate
 
@@ -130,16 +130,18 @@ def sign_request(
 def parse_authorization(value: str) -> dict[str, str]:
     scheme, _, rest = value.strip().partition(" ")
     if scheme != SCHEME:
-        raise Unauthenticated(f"use the {SCHEME} authorization scheme or a client certificate")
+        raise Unauthenticated(
+            f"use the {SCHEME} authorization scheme or a client certificate", Refusal.MALFORMED
+        )
     fields: dict[str, str] = {}
     for part in rest.split(","):
         name, sep, val = part.strip().partition("=")
         if not sep:
-            raise Unauthenticated("malformed Authorization header")
+            raise Unauthenticated("malformed Authorization header", Refusal.MALFORMED)
         fields[name] = val
     for name in ("Credential", "Timestamp", "Nonce", "Signature"):
         if name not in fields:
-            raise Unauthenticated(f"the Authorization header lacks {name}")
+            raise Unauthenticated(f"the Authorization header lacks {name}", Refusal.MALFORMED)
     return fields
 
 
@@ -234,7 +236,7 @@ class Authenticator:
         with self.engine.connect() as conn:
             row = conn.execute(credentials.select().where(credentials.c.key_id == key_id)).first()
         if row is None:
-            raise Unauthenticated("unknown credential")
+            raise Unauthenticated("unknown credential", Refusal.UNKNOWN_KEY)
         return self._unseal(key_id, bytes(row.secret_sealed)).decode()
 
     def _unseal(self, key_id: str, sealed: bytes) -> bytes:
@@ -245,7 +247,9 @@ class Authenticator:
         try:
             secret = self._aead.decrypt(sealed[:12], sealed[12:], key_id.encode())
         except Exception:  # InvalidTag: sealed under another passphrase, or tampered with
-            raise Unauthenticated("the credential cannot be used with this relay") from None
+            raise Unauthenticated(
+                "the credential cannot be used with this relay", Refusal.UNKNOWN_KEY
+            ) from None
         with self._lock:
             self._secrets[key_id] = (sealed, secret)
         return secret
@@ -265,30 +269,33 @@ class Authenticator:
         fields = parse_authorization(authorization)
         key_id, nonce = fields["Credential"], fields["Nonce"]
         if not KEY_ID.match(key_id):
-            raise Unauthenticated("malformed credential id")
+            raise Unauthenticated("malformed credential id", Refusal.MALFORMED)
         if not NONCE.match(nonce):
-            raise Unauthenticated("the nonce must be 16–64 characters of [A-Za-z0-9_-]")
+            raise Unauthenticated(
+                "the nonce must be 16–64 characters of [A-Za-z0-9_-]", Refusal.MALFORMED
+            )
         now = now or utcnow()
         try:
             moment = dt.datetime.fromtimestamp(int(fields["Timestamp"]), dt.UTC)
         except (ValueError, OverflowError, OSError):
-            raise Unauthenticated("the timestamp is not a UNIX time") from None
+            raise Unauthenticated("the timestamp is not a UNIX time", Refusal.MALFORMED) from None
         if abs(now - moment) > self.window:
             raise Unauthenticated(
                 f"the request time {moment:%Y-%m-%d %H:%M:%S} UTC is more than "
-                f"{int(self.window.total_seconds() // 60)} minutes from the relay's clock"
+                f"{int(self.window.total_seconds() // 60)} minutes from the relay's clock",
+                Refusal.STALE_TIMESTAMP,
             )
         with self.engine.connect() as conn:
             row = conn.execute(credentials.select().where(credentials.c.key_id == key_id)).first()
         if row is None or row.revoked_at is not None:
-            raise Unauthenticated("unknown or revoked credential")
+            raise Unauthenticated("unknown or revoked credential", Refusal.UNKNOWN_KEY)
         secret = self._unseal(key_id, bytes(row.secret_sealed))
         message = canonical_request(
             method, path, query, fields["Timestamp"], nonce, body_digest(body)
         )
         expected = hmac.new(secret, message, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, fields["Signature"].lower()):
-            raise Unauthenticated("the request signature does not verify")
+            raise Unauthenticated("the request signature does not verify", Refusal.BAD_SIGNATURE)
         self._use_nonce(key_id, nonce, now)
         return Principal(Role(row.role), row.agency_code, key_id, "hmac")
 
@@ -297,7 +304,9 @@ class Authenticator:
             with write_gate(self.engine), self.engine.begin() as conn:
                 conn.execute(nonces.insert().values(key_id=key_id, nonce=nonce, seen_at=now))
         except sa.exc.IntegrityError:
-            raise Unauthenticated("replayed request: this nonce was already used") from None
+            raise Unauthenticated(
+                "replayed request: this nonce was already used", Refusal.REPLAYED_NONCE
+            ) from None
         if time.monotonic() - self._last_purge > 60:
             self._last_purge = time.monotonic()
             with write_gate(self.engine), self.engine.begin() as conn:
@@ -314,18 +323,29 @@ class Authenticator:
             else:
                 parsed = x509.load_der_x509_certificate(certificate)
         except ValueError:
-            raise Unauthenticated("the client certificate cannot be read") from None
+            raise Unauthenticated(
+                "the client certificate cannot be read", Refusal.BAD_CERTIFICATE
+            ) from None
         record = self.certificates.find(parsed.serial_number)
         der = parsed.public_bytes(serialization.Encoding.DER)
         if record is None or not hmac.compare_digest(record.der, der):
-            raise Unauthenticated("the client certificate was not issued by this relay's PKI")
+            raise Unauthenticated(
+                "the client certificate was not issued by this relay's PKI", Refusal.BAD_CERTIFICATE
+            )
         now = now or utcnow()
         if record.revoked:
-            raise Unauthenticated(f"the client certificate {serial_hex(record.serial)} is revoked")
+            raise Unauthenticated(
+                f"the client certificate {serial_hex(record.serial)} is revoked",
+                Refusal.REVOKED_CERTIFICATE,
+            )
         if not record.not_before <= now <= record.not_after:
-            raise Unauthenticated("the client certificate is expired or not yet valid")
+            raise Unauthenticated(
+                "the client certificate is expired or not yet valid", Refusal.BAD_CERTIFICATE
+            )
         if record.agency_code is None or record.profile not in AGENCY_PROFILES:
-            raise Unauthenticated("the client certificate does not belong to an agency")
+            raise Unauthenticated(
+                "the client certificate does not belong to an agency", Refusal.BAD_CERTIFICATE
+            )
         return Principal(Role.AGENCY, record.agency_code, None, "mtls")
 
 
@@ -359,7 +379,9 @@ def decode_client_certificate(value: str) -> bytes:
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise Unauthenticated("the client certificate header cannot be read") from None
+        raise Unauthenticated(
+            "the client certificate header cannot be read", Refusal.BAD_CERTIFICATE
+        ) from None
 
 
 def from_networks(

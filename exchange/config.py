@@ -13,6 +13,10 @@
 | KYSO_CLIENT_CERT_PROXIES     | loopback  | addresses / networks of the TLS proxies trusted  |
 |                              |           | to set that header (comma-separated)             |
 | KYSO_EXCHANGE_WORKER         | 1         | run the push / checkpoint worker in the server   |
+| KYSO_RELAY_AUTH_FAILURES     | 60        | requests failing authentication a minute from    |
+|                              |           | one address before the relay answers 429         |
+| KYSO_METRICS_NETWORKS        | none      | networks that may read /metrics without an admin |
+|                              |           | or auditor credential (comma-separated)          |
 """
 
 from __future__ import annotations
@@ -43,6 +47,11 @@ class RelayConfig:
     )
     worker: bool = True
     routing_file: str | None = None
+    # Per client address (an IPv6 /64), in a sliding minute; then 429 with Retry-After.
+    auth_failures_per_minute: int = 60
+    # None by default: behind a TLS terminator on the same host every client comes from
+    # loopback, so "loopback only" would publish the metrics through the proxy.
+    metrics_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RelayConfig:
@@ -79,7 +88,26 @@ class RelayConfig:
             or cls.client_cert_proxies,
             worker=flag("KYSO_EXCHANGE_WORKER", cls.worker),
             routing_file=env.get("KYSO_ROUTING") or None,
+            auth_failures_per_minute=at_least_one(
+                "KYSO_RELAY_AUTH_FAILURES",
+                env.get("KYSO_RELAY_AUTH_FAILURES"),
+                cls.auth_failures_per_minute,
+            ),
+            metrics_networks=networks("KYSO_METRICS_NETWORKS", env.get("KYSO_METRICS_NETWORKS")),
         )
+
+
+def at_least_one(name: str, value: str | None, default: int) -> int:
+    """``value`` as a whole number of at least 1 (a limit of 0 would refuse everything)."""
+    if value is None or value.strip() == "":
+        return default
+    try:
+        parsed = int(value)
+    except ValueError:
+        parsed = 0
+    if parsed < 1:
+        raise BadRequest(f"{name}={value!r} must be a whole number of at least 1")
+    return parsed
 
 
 def networks(

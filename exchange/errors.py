@@ -7,6 +7,7 @@ validation report of a refused package).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 
@@ -18,8 +19,40 @@ class ExchangeError(Exception):
         self.extensions: dict[str, Any] = extensions or {}
 
 
+class Refusal(StrEnum):
+    """Why a request was refused before anyone was identified (the label of the refusal counter)."""
+
+    MISSING = "missing"  # neither an Authorization header nor a client certificate
+    MALFORMED = "malformed"  # another scheme, a field missing or out of form
+    STALE_TIMESTAMP = "stale-timestamp"  # outside the clock window
+    UNKNOWN_KEY = "unknown-key"  # no such credential, revoked, or sealed under another relay
+    BAD_SIGNATURE = "bad-signature"  # the HMAC does not verify
+    REPLAYED_NONCE = "replayed-nonce"  # the nonce was already used with this key
+    BAD_CERTIFICATE = "bad-certificate"  # unreadable, not issued here, expired, not an agency's
+    REVOKED_CERTIFICATE = "revoked-certificate"
+    UNTRUSTED_PROXY = "untrusted-proxy"  # the client certificate header from a non-proxy address
+    TOO_LARGE = "too-large"  # the body is over the limit: refused before it is read
+    RATE_LIMITED = "rate-limited"  # too many refusals from the address: answered 429
+
+
 class Unauthenticated(ExchangeError):
-    """No valid agency credentials: missing, malformed, unknown, revoked, stale or replayed."""
+    """No valid agency credentials: missing, malformed, unknown, revoked, stale or replayed.
+
+    ``reason`` says which, for the refusal counter; the message says it to the caller.
+    """
+
+    def __init__(self, message: str, reason: Refusal) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class TooManyRefusals(ExchangeError):
+    """Too many requests from one address failed authentication; retry after ``retry_after``
+    seconds (a request that authenticates is not held back)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
 
 
 class Forbidden(ExchangeError):
@@ -93,9 +126,11 @@ __all__ = [
     "InvalidTransition",
     "PackageTooLarge",
     "PushUrlRefused",
+    "Refusal",
     "RoutingDenied",
     "SenderMismatch",
     "SignatureRejected",
+    "TooManyRefusals",
     "Unauthenticated",
     "UnknownMessage",
     "UnknownRecipient",

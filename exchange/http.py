@@ -24,6 +24,12 @@ result. Errors are domain exceptions, turned into problem details by kyso/proble
 | PUT    | /api/v1/admin/agencies/{code}               | add or change an agency (admin)       |
 | GET    | /api/v1/audit?after=SEQ                     | the audit log (auditor, admin)        |
 | GET    | /api/v1/audit/verify                        | recompute the chain (auditor, admin)  |
+| GET    | /metrics                                    | refusal counters, Prometheus text     |
+
+A request refused before anyone is identified is counted, not chained (exchange/refusals.py).
+``/metrics`` answers without credentials only to ``KYSO_METRICS_NETWORKS`` (none by default:
+a scraper cannot make Kyso-HMAC signatures, but behind a TLS terminator on the same host every
+client would pass a loopback rule); anyone else needs an admin's or auditor's credential.
 """
 
 from __future__ import annotations
@@ -33,15 +39,25 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
-from .audit import REJECTED, verify_chain
+from .audit import verify_chain
 from .auth import Principal, decode_client_certificate, from_networks
-from .errors import BadRequest, InvalidPackage, PackageTooLarge, Unauthenticated
+from .errors import (
+    BadRequest,
+    Forbidden,
+    InvalidPackage,
+    PackageTooLarge,
+    Refusal,
+    Unauthenticated,
+)
+from .refusals import METRICS_CONTENT_TYPE, Limiter, Refusals
 from .relay import agency_from_json
 from .service import Exchange
 
 blueprint = Blueprint("exchange", __name__, url_prefix="/api/v1")
+metrics_blueprint = Blueprint("exchange_metrics", __name__)
 
 EXTENSION_KEY = "kyso.exchange"
+REFUSALS_KEY = "kyso.exchange.refusals"
 XML = "application/xml"
 XML_TYPES = ("application/xml", "text/xml", "application/edxml+xml")
 MULTIPART_SLACK = 64 * 1024
@@ -50,6 +66,11 @@ MULTIPART_SLACK = 64 * 1024
 def _exchange() -> Exchange:
     exchange: Exchange = current_app.extensions[EXTENSION_KEY]
     return exchange
+
+
+def _refusals() -> Refusals:
+    refusals: Refusals = current_app.extensions[REFUSALS_KEY]
+    return refusals
 
 
 def _principal() -> Principal:
@@ -65,7 +86,8 @@ def _client_certificate() -> bytes | None:
         # a claim by whoever knows an agency's (public) certificate.
         if not from_networks(request.remote_addr, config.client_cert_proxies):
             raise Unauthenticated(
-                f"{header} is only accepted from the TLS proxy, not from {request.remote_addr}"
+                f"{header} is only accepted from the TLS proxy, not from {request.remote_addr}",
+                Refusal.UNTRUSTED_PROXY,
             )
         return decode_client_certificate(request.headers[header])
     pem = request.environ.get("SSL_CLIENT_CERT")
@@ -74,45 +96,47 @@ def _client_certificate() -> bytes | None:
 
 @blueprint.before_request
 def _authenticate() -> None:
-    exchange = _exchange()
+    g.kyso_principal = _authenticated()
+
+
+def _authenticated() -> Principal:
+    """Who sent this request. A refusal here has no principal to chain it to: it is counted
+    (and limited per address) by :class:`Refusals`, never written to the audit log."""
+    try:
+        return _identify(_exchange())
+    except Unauthenticated as exc:
+        _refusals().refuse(exc.reason, request.remote_addr)
+        raise
+    except PackageTooLarge:
+        _refusals().refuse(Refusal.TOO_LARGE, request.remote_addr)
+        raise
+
+
+def _identify(exchange: Exchange) -> Principal:
     limit = exchange.config.max_package_bytes + MULTIPART_SLACK
     if request.content_length is not None and request.content_length > limit:
-        exchange.relay.audit.record(
-            REJECTED,
-            "unauthenticated",
-            request.path[:64],
-            {"reason": "PackageTooLarge", "bytes": request.content_length},
-        )
+        # Refused unread: the signature covers the body, so nobody can be identified first.
         raise PackageTooLarge(
             f"the request is {request.content_length} bytes; the relay accepts at most {limit}"
         )
     body = request.get_data(cache=True)
     authorization = request.headers.get("Authorization")
-    try:
-        if authorization:
-            g.kyso_principal = exchange.authenticator.authenticate_hmac(
-                authorization,
-                request.method,
-                request.path,
-                request.query_string.decode("latin-1"),
-                body,
-            )
-            return
-        certificate = _client_certificate()
-        if certificate is None:
-            raise Unauthenticated(
-                "authenticate with a Kyso-HMAC-SHA256 Authorization header (API key and "
-                "request signature) or a TLS client certificate"
-            )
-        g.kyso_principal = exchange.authenticator.authenticate_certificate(certificate)
-    except Unauthenticated as exc:
-        exchange.relay.audit.record(
-            REJECTED,
-            "unauthenticated",
-            request.path[:64],
-            {"reason": "Unauthenticated", "detail": str(exc)[:300]},
+    if authorization:
+        return exchange.authenticator.authenticate_hmac(
+            authorization,
+            request.method,
+            request.path,
+            request.query_string.decode("latin-1"),
+            body,
         )
-        raise
+    certificate = _client_certificate()
+    if certificate is None:
+        raise Unauthenticated(
+            "authenticate with a Kyso-HMAC-SHA256 Authorization header (API key and "
+            "request signature) or a TLS client certificate",
+            Refusal.MISSING,
+        )
+    return exchange.authenticator.authenticate_certificate(certificate)
 
 
 def _xml(data: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -286,9 +310,25 @@ def audit_verify() -> Response:
     return jsonify(verify_chain(relay.audit, relay.trust.check_token).to_dict())
 
 
-def install(app: Any, exchange: Exchange) -> None:
-    """Mount the blueprint on ``app`` and start the push / checkpoint worker."""
+# --- Metrics ---------------------------------------------------------------------------------
+
+
+@metrics_blueprint.get("/metrics")
+def metrics() -> Response:
+    """The refusal counters: to the metrics networks as they are, to others for an admin or
+    auditor credential (a refused try is itself counted)."""
+    scraper = from_networks(request.remote_addr, _exchange().config.metrics_networks)
+    if not scraper and not _authenticated().reads_everything:
+        raise Forbidden("the metrics are for admins and auditors")
+    return Response(_refusals().exposition(), content_type=METRICS_CONTENT_TYPE)
+
+
+def install(app: Any, exchange: Exchange, limiter: Limiter) -> None:
+    """Mount the blueprints on ``app`` and start the push / checkpoint worker; ``limiter``
+    keeps the per-address count of refused requests."""
     app.extensions[EXTENSION_KEY] = exchange
+    app.extensions[REFUSALS_KEY] = Refusals(limiter, exchange.config.auth_failures_per_minute)
     app.register_blueprint(blueprint)
+    app.register_blueprint(metrics_blueprint)
     if exchange.config.worker:
         exchange.worker.start()

@@ -80,6 +80,7 @@ def create_app(settings: Settings, passphrase: bytes) -> Flask:
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     pki_services = PkiServices.load(pki, passphrase)
+    limiter = RequestLimiter()  # one per process: API tokens, anonymous verify, relay refusals
     app.extensions["kyso.settings"] = settings
     app.extensions["kyso.engine"] = engine
     app.extensions[pki_http.EXTENSION_KEY] = pki_services
@@ -89,7 +90,7 @@ def create_app(settings: Settings, passphrase: bytes) -> Flask:
         pki=pki,
         accounts=AccountStore(engine),
         tokens=TokenStore(engine),
-        limiter=RequestLimiter(),
+        limiter=limiter,
         signing=SigningService(
             Identities(pki.store, layout),
             KeyRing(passphrase),
@@ -106,7 +107,7 @@ def create_app(settings: Settings, passphrase: bytes) -> Flask:
     exchange = open_exchange(
         engine, pki_services, passphrase, settings.data_dir, push_policy=settings.push_allow
     )
-    exchange_http.install(app, exchange)
+    exchange_http.install(app, exchange, limiter)
     web.register(app)
     web_exchange.register(app)
     problems.register(app)

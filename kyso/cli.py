@@ -6,11 +6,13 @@ only bugs show a traceback.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from certs.keystore import generate_in_token, store_certificate_in_token
 from certs.layout import PkiLayout
@@ -289,7 +291,7 @@ def demo_init(ctx: click.Context, if_missing: bool, base_url: str) -> None:
 def demo_accounts(obj: Context) -> None:
     """Add the demo accounts (one password) and the province's API token, if missing."""
     from .accounts import AccountStore
-    from .demo_accounts import create_demo_accounts
+    from .demo_accounts import PASSWORD_FILE, TOKEN_FILE, create_demo_accounts
     from .identities import Identities
     from .tokens import TokenStore
 
@@ -299,10 +301,13 @@ def demo_accounts(obj: Context) -> None:
         Identities(CertificateStore(obj.engine), PkiLayout(obj.settings.pki_dir)),
         obj.settings.secrets_dir,
     )
+    secrets_dir = obj.settings.secrets_dir
     console.print(
-        f"{len(setup.accounts)} demo accounts; password and API token in "
-        f"{obj.settings.secrets_dir}/demo-password, demo-api-token"
+        f"{len(setup.accounts)} demo accounts; their password is in "
+        f"{escape(str(secrets_dir / PASSWORD_FILE))}"
     )
+    if setup.token is not None:
+        console.print(f"the demo API token is in {escape(str(secrets_dir / TOKEN_FILE))}")
 
 
 @main.command()
@@ -367,27 +372,31 @@ def _print_demo_keys(obj: Context) -> None:
 
 
 def _print_demo_accounts(obj: Context, url: str) -> None:
+    """The demo accounts and where their password and the demo API token are kept: the
+    console may be a shared terminal, a CI log or a journal, so never the secrets themselves."""
     from .accounts import AccountStore
     from .demo_accounts import DEMO_ACCOUNTS, PASSWORD_FILE, TOKEN_FILE
-    from .secrets import read_secret
 
-    password = read_secret(obj.settings.secrets_dir / PASSWORD_FILE)
+    password_file = obj.settings.secrets_dir / PASSWORD_FILE
     store = AccountStore(obj.engine)
     found = [a for a in (store.find(d.username) for d in DEMO_ACCOUNTS) if a is not None]
-    if password and found:
-        console.print(f"  Demo accounts (password: [bold]{password}[/bold]):")
+    if password_file.exists() and found:
+        console.print(f"  Demo accounts (their password is in {escape(str(password_file))}):")
         for account in found:
             console.print(
                 f"    {account.username:<8} {account.role:<8} {account.full_name}"
                 f"{' · ' + account.agency_code if account.agency_code else ''}"
             )
-    token = read_secret(obj.settings.secrets_dir / TOKEN_FILE)
-    if token:
-        console.print(f"  Demo API token (UBND tỉnh Nghệ An): {token}")
+    token_file = obj.settings.secrets_dir / TOKEN_FILE
+    if token_file.exists():
+        sample = obj.settings.data_dir / "samples" / "quyet-dinh-15.pdf"
+        console.print(f"  Demo API token (UBND tỉnh Nghệ An) in {escape(str(token_file))}:")
         console.print(
-            f"    curl -H 'Authorization: Bearer {token}' "
-            f"-F file=@{obj.settings.data_dir / 'samples' / 'quyet-dinh-15.pdf'} "
-            f"-F key=seal-000.00.00.H41 -o signed.pdf {url}/api/v1/sign/pdf"
+            escape(
+                f'    curl -H "Authorization: Bearer $(cat {shlex.quote(str(token_file))})" '
+                f"-F file=@{shlex.quote(str(sample))} "
+                f"-F key=seal-000.00.00.H41 -o signed.pdf {url}/api/v1/sign/pdf"
+            )
         )
 
 

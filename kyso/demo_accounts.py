@@ -4,9 +4,10 @@ The token, like every API token, holds the province's seal only: Nguyễn Văn A
 signature is made by him, signed in on the web pages.
 
 One password for every demo account and the province's API token are generated on first use
-into ``DATA/secrets/demo-password`` and ``DATA/secrets/demo-api-token`` (mode 0600) and printed
-by ``kyso serve``. Running this again adds what is missing and changes nothing else; a new
-password file (e.g. a database copied without its secrets) resets the demo accounts to it.
+into ``DATA/secrets/demo-password`` and ``DATA/secrets/demo-api-token`` (mode 0600); ``kyso
+serve`` and ``kyso demo init`` print where they are, never the secrets. Running this again adds
+what is missing and changes nothing else; a new password file (e.g. a database copied without
+its secrets) resets the demo accounts to it.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def create_demo_accounts(
         write_secret(password_file, password)
     for spec in DEMO_ACCOUNTS:
         if accounts.find(spec.username) is not None:
-            if new_password:  # the file is what `kyso serve` prints: keep it true
+            if new_password:  # the file is where `kyso serve` sends people: keep it true
                 accounts.set_password(spec.username, password)
             continue
         refs = _key_refs(identities, spec.agency, spec.keys)

@@ -83,13 +83,14 @@ DOMAIN_ERRORS: list[tuple[type[Exception], int, str]] = [
     (exchange.DuplicateStatus, 409, "duplicate-status"),
     (exchange.PackageTooLarge, 413, "package-too-large"),
     (exchange.PushUrlRefused, 422, "push-url-refused"),
+    (exchange.TooManyRefusals, 429, "rate-limited"),
     (exchange.UnknownRecipient, 422, "unknown-recipient"),
     (exchange.InvalidPackage, 422, "invalid-package"),
     (exchange.UnsignedDocument, 422, "unsigned"),
     (exchange.SignatureRejected, 422, "signature-invalid"),
 ]
 
-_PLAIN_PREFIXES = ("/api/", "/pki/", "/healthz")
+_PLAIN_PREFIXES = ("/api/", "/pki/", "/healthz", "/metrics")
 
 
 def _wants_html() -> bool:
@@ -138,7 +139,7 @@ def _http_code(exc: HTTPException) -> str:
 
 
 def _extra_headers(exc: Exception) -> dict[str, str]:
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | exchange.TooManyRefusals):
         return {"Retry-After": str(exc.retry_after)}
     if isinstance(exc, AuthenticationRequired) and request.path.startswith("/api/"):
         return {"WWW-Authenticate": 'Bearer realm="kyso"'}

@@ -190,22 +190,47 @@ class TokenStore:
 
 
 class RequestLimiter:
-    """A sliding one-minute window of requests per key, kept in this process's memory."""
+    """A sliding one-minute window of requests per key, kept in this process's memory.
+
+    Keys whose window is empty are dropped once a window: keys may come from anonymous
+    clients (their addresses), and memory must not grow with every address ever seen.
+    """
 
     def __init__(self, window: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.window = window
         self.clock = clock
         self._hits: dict[str, collections.deque[float]] = {}
         self._lock = threading.Lock()
+        self._swept = clock()
 
     def hit(self, key: str, limit: int) -> None:
         """Count one request; raise :class:`RateLimited` if ``limit`` is already reached."""
+        wait = self.take(key, limit)
+        if wait:
+            raise RateLimited(f"more than {limit} requests a minute: slow down", wait)
+
+    def take(self, key: str, limit: int) -> int:
+        """Count one request for ``key`` and return 0; or, if ``limit`` requests are already in
+        the window, count nothing and return the seconds (at least 1) until one leaves it."""
         now = self.clock()
         with self._lock:
+            if now - self._swept >= self.window:
+                self._sweep(now)
             hits = self._hits.setdefault(key, collections.deque())
             while hits and hits[0] <= now - self.window:
                 hits.popleft()
             if len(hits) >= limit:
-                wait = math.ceil(hits[0] + self.window - now)
-                raise RateLimited(f"more than {limit} requests a minute: slow down", wait)
+                return max(1, math.ceil(hits[0] + self.window - now))
             hits.append(now)
+            return 0
+
+    def _sweep(self, now: float) -> None:
+        idle = [k for k, hits in self._hits.items() if not hits or hits[-1] <= now - self.window]
+        for key in idle:
+            del self._hits[key]
+        self._swept = now
+
+    def tracked_keys(self) -> int:
+        """How many keys are kept in memory."""
+        with self._lock:
+            return len(self._hits)

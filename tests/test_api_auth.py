@@ -89,6 +89,8 @@ def test_request_limiter_window() -> None:
     limiter.hit("token:b", 3)  # other keys are separate
     now[0] += 60.5
     limiter.hit("token:a", 3)
+    assert limiter.tracked_keys() == 1  # token:b was idle a whole window: forgotten
+    assert limiter.take("token:a", 1) == 60  # take answers the wait instead of raising
 
 
 def test_file_names_and_boxes() -> None:

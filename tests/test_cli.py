@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -12,7 +16,7 @@ from click.testing import CliRunner
 
 from kyso.cli import main
 
-from .conftest import KYSO, KysoEnv
+from .conftest import KYSO, PASSPHRASE, KysoEnv, free_port, start_server
 
 
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -225,3 +229,37 @@ def test_own_deprecation_warnings_stay_visible() -> None:
         check=False,
     )
     assert "old" in result.stderr and "lib" not in result.stderr, result.stderr
+
+
+def test_demo_init_and_serve_say_where_the_secrets_are_never_what(
+    kyso_env: KysoEnv, tmp_path: Path
+) -> None:
+    """A console is a shared terminal, a CI log or a journal: it gets the secrets' files."""
+    env = KysoEnv(tmp_path / "demo", free_port())
+    env.data.mkdir()
+    shutil.copytree(kyso_env.pki, env.pki)
+    source, target = (sqlite3.connect(e.data / "kyso.sqlite") for e in (kyso_env, env))
+    source.backup(target)
+    source.close()
+    target.close()
+    init = env.kyso("demo", "init", "--if-missing", "--base-url", env.url)
+    server = start_server(env)
+    server.terminate()
+    server.wait(timeout=10)
+    banner = (env.data / f"server-{env.port}.log").read_text()
+
+    secrets_dir = env.data / "secrets"
+    password_file, token_file = secrets_dir / "demo-password", secrets_dir / "demo-api-token"
+    secrets = [
+        password_file.read_text().strip(),
+        token_file.read_text().strip(),
+        PASSPHRASE,
+        *(json.loads(f.read_text())["secret"] for f in secrets_dir.glob("agency-*.json")),
+    ]
+    assert len(secrets) > 5 and all(secrets)
+    for output in (banner, init.stdout + init.stderr):
+        for secret in secrets:
+            assert secret not in output
+        assert str(password_file) in output and str(token_file) in output, output
+    assert f"Kyso is running on {env.url}" in banner
+    assert "an       officer" in banner and "admin" in banner  # the accounts, still

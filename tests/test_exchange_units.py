@@ -21,6 +21,7 @@ from exchange.directory import Agency, Directory, DirectoryError, load_directory
 from exchange.errors import (
     Forbidden,
     InvalidTransition,
+    Refusal,
     RoutingDenied,
     Unauthenticated,
     UnknownRecipient,
@@ -318,8 +319,9 @@ def test_request_signatures(tmp_path: Path) -> None:
     header = sign_request(credential.key_id, secret, "POST", "/api/v1/messages", "", body)
     principal = auth.authenticate_hmac(header, "POST", "/api/v1/messages", "", body)
     assert (principal.agency, principal.role) == (VINH, Role.AGENCY)
-    with pytest.raises(Unauthenticated, match="replayed"):
+    with pytest.raises(Unauthenticated, match="replayed") as replayed:
         auth.authenticate_hmac(header, "POST", "/api/v1/messages", "", body)
+    assert replayed.value.reason is Refusal.REPLAYED_NONCE
     fresh = sign_request(credential.key_id, secret, "POST", "/api/v1/messages", "", body)
     for method, path, query, data in [
         ("POST", "/api/v1/messages", "", b"<edXML>changed</edXML>"),
@@ -327,22 +329,26 @@ def test_request_signatures(tmp_path: Path) -> None:
         ("POST", "/api/v1/inbox", "", body),
         ("POST", "/api/v1/messages", "after=1", body),
     ]:
-        with pytest.raises(Unauthenticated, match="does not verify"):
+        with pytest.raises(Unauthenticated, match="does not verify") as changed:
             auth.authenticate_hmac(fresh, method, path, query, data)
+        assert changed.value.reason is Refusal.BAD_SIGNATURE
     old = sign_request(
         credential.key_id, secret, "GET", "/api/v1/inbox", "", b"", int(now.timestamp()) - 600
     )
-    with pytest.raises(Unauthenticated, match="more than 5 minutes"):
+    with pytest.raises(Unauthenticated, match="more than 5 minutes") as stale:
         auth.authenticate_hmac(old, "GET", "/api/v1/inbox", "", b"")
+    assert stale.value.reason is Refusal.STALE_TIMESTAMP
     wrong = sign_request(credential.key_id, "not the secret", "GET", "/api/v1/inbox", "", b"")
     with pytest.raises(Unauthenticated, match="does not verify"):
         auth.authenticate_hmac(wrong, "GET", "/api/v1/inbox", "", b"")
     auth.revoke(credential.key_id)
     again = sign_request(credential.key_id, secret, "GET", "/api/v1/inbox", "", b"")
-    with pytest.raises(Unauthenticated, match="revoked"):
+    with pytest.raises(Unauthenticated, match="revoked") as revoked:
         auth.authenticate_hmac(again, "GET", "/api/v1/inbox", "", b"")
-    with pytest.raises(Unauthenticated, match="Kyso-HMAC-SHA256"):
+    assert revoked.value.reason is Refusal.UNKNOWN_KEY
+    with pytest.raises(Unauthenticated, match="Kyso-HMAC-SHA256") as bearer:
         auth.authenticate_hmac("Bearer kyso_x", "GET", "/api/v1/inbox", "", b"")
+    assert bearer.value.reason is Refusal.MALFORMED
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
