@@ -14,6 +14,7 @@ import json
 import re
 import threading
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -62,6 +63,8 @@ LOCKOUT = dt.timedelta(minutes=15)
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
+
+Clock = Callable[[], dt.datetime]
 
 
 class Role(StrEnum):
@@ -121,8 +124,8 @@ def _account(row: sa.Row) -> Account:
 class Passwords:
     """Argon2id hashing; one dummy hash makes unknown usernames cost the same."""
 
-    def __init__(self) -> None:
-        self.hasher = PasswordHasher()
+    def __init__(self, hasher: PasswordHasher | None = None) -> None:
+        self.hasher = hasher or PasswordHasher()
         self._dummy: str | None = None
         self._lock = threading.Lock()
 
@@ -161,9 +164,12 @@ def normalize_username(username: str) -> str:
 class AccountStore:
     """Accounts and login failures in the Kyso database."""
 
-    def __init__(self, engine: sa.Engine, passwords: Passwords | None = None) -> None:
+    def __init__(
+        self, engine: sa.Engine, passwords: Passwords | None = None, clock: Clock = utcnow
+    ) -> None:
         self.engine = engine
         self.passwords = passwords or Passwords()
+        self.clock = clock  # login limits run on it: tests move it instead of sleeping
 
     # -- accounts --------------------------------------------------------------------------
 
@@ -197,7 +203,7 @@ class AccountStore:
             "key_refs": json.dumps(list(key_refs)),
             "password_hash": self.passwords.hash(check_password(password)),
             "active": True,
-            "created_at": utcnow(),
+            "created_at": self.clock(),
         }
         try:
             with self.engine.begin() as conn:
@@ -255,7 +261,7 @@ class AccountStore:
         """
         name = normalize_username(username)[:64]
         subject = f"{name}|{client}"[:255]
-        now = utcnow()
+        now = self.clock()
         self._check_lock(subject, now)
         with self.engine.connect() as conn:
             row = conn.execute(accounts.select().where(accounts.c.username == name)).first()
