@@ -14,9 +14,11 @@ import hmac
 import secrets
 import shutil
 import tempfile
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from flask import (
     Blueprint,
@@ -56,6 +58,7 @@ blueprint = Blueprint("web", __name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+MAX_NEXT_LENGTH = 2000  # a longer "next" is no page of ours
 
 
 # -- session, language, CSRF -------------------------------------------------------------------
@@ -105,9 +108,28 @@ def _home(user: Account) -> str:
 
 
 def _safe_next(target: str | None) -> str | None:
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return None
+    """``target`` rebuilt from its parsed parts if it is a path on this site; else None.
+
+    Browsers forgive a lot in a ``Location``: they drop tabs and newlines, read ``\\`` as
+    ``/`` and take ``//host`` or ``///host`` for another site (and Python's URL parser, which
+    Werkzeug uses on the way out, drops tabs and newlines too). So a target with a control or
+    space character, a backslash, a scheme, a host or a second leading slash, in its raw or
+    its percent-decoded path, is refused rather than repaired.
+    """
+    if not target or len(target) > MAX_NEXT_LENGTH or _unsafe_in_path(target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or _unsafe_in_path(unquote(parts.path)):
+        return None
+    return urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+
+
+def _unsafe_in_path(text: str) -> bool:
+    """Whether ``text`` is not a plain absolute path: it must start with exactly one slash
+    and hold no backslash, control, format, space or line-separator character."""
+    if not text.startswith("/") or text.startswith("//") or "\\" in text:
+        return True
+    return any(unicodedata.category(char)[0] in "CZ" for char in text)
 
 
 def login_required(action: str) -> Callable[[F], F]:
@@ -152,7 +174,8 @@ def switch_language(code: str) -> ResponseReturnValue:
 
 @blueprint.get("/login")
 def login_form() -> str:
-    return render_template("login.html", error=None, username="", next=request.args.get("next"))
+    next_url = _safe_next(request.args.get("next"))
+    return render_template("login.html", error=None, username="", next=next_url)
 
 
 @blueprint.post("/login")
