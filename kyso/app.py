@@ -22,7 +22,7 @@ from exchange.service import open_exchange
 from exchange.store import AgencyStore
 
 from . import problems
-from .accounts import AccountStore, Clock
+from .accounts import AccountStore, Clock, LoginLimits
 from .config import Settings
 from .db import make_engine, upgrade
 from .entry import quiet_third_party_warnings
@@ -91,7 +91,9 @@ def create_app(settings: Settings, passphrase: bytes, clock: Clock = utcnow) -> 
         settings=settings,
         engine=engine,
         pki=pki,
-        accounts=AccountStore(engine, clock=clock),
+        accounts=AccountStore(
+            engine, clock=clock, limits=LoginLimits(address_failures=settings.login_address_limit)
+        ),
         tokens=TokenStore(engine),
         limiter=RequestLimiter(),
         signing=SigningService(

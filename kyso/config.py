@@ -13,13 +13,30 @@
 | KYSO_SECURE_COOKIES    | 0                              | 1: cookies only over HTTPS       |
 | KYSO_MAX_UPLOAD_MB     | 110                            | largest request body (MiB)       |
 | KYSO_VERIFY_RATE       | 300                            | anonymous verifications/min/IP   |
+| KYSO_LOGIN_ADDRESS_LIMIT | 50                         | failed logins from one address   |
+|                        |                                | in 15 min that lock it 15 min    |
+| KYSO_CLIENT_ADDRESS_HEADER | –                          | header with the client's address |
+|                        |                                | set by the reverse proxy         |
+| KYSO_TRUSTED_PROXIES   | 127.0.0.0/8,::1                | proxies trusted to set it        |
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from exchange.config import networks
+from exchange.errors import BadRequest
+
+from .errors import InvalidRequest
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK: tuple[Network, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
 
 
 def _flag(name: str) -> bool:
@@ -33,6 +50,14 @@ def _int(name: str, default: int) -> int:
         return default
 
 
+def _networks(name: str, default: tuple[Network, ...]) -> tuple[Network, ...]:
+    """The networks of ``name`` (parsed as ``KYSO_CLIENT_CERT_PROXIES`` is), else ``default``."""
+    try:
+        return networks(name, os.environ.get(name)) or default
+    except BadRequest as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -41,6 +66,10 @@ class Settings:
     secure_cookies: bool = False
     max_upload_mb: int = 110
     verify_rate_per_minute: int = 300
+    login_address_limit: int = 50
+    # The client's address is read from this header only on connections from these networks.
+    client_address_header: str | None = None
+    trusted_proxies: tuple[Network, ...] = LOOPBACK
 
     @property
     def secrets_dir(self) -> Path:
@@ -64,4 +93,7 @@ class Settings:
             secure_cookies=_flag("KYSO_SECURE_COOKIES"),
             max_upload_mb=_int("KYSO_MAX_UPLOAD_MB", 110),
             verify_rate_per_minute=_int("KYSO_VERIFY_RATE", 300),
+            login_address_limit=_int("KYSO_LOGIN_ADDRESS_LIMIT", 50),
+            client_address_header=os.environ.get("KYSO_CLIENT_ADDRESS_HEADER", "").strip() or None,
+            trusted_proxies=_networks("KYSO_TRUSTED_PROXIES", LOOPBACK),
         )

@@ -11,11 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hmac
+import ipaddress
 import secrets
 import shutil
 import tempfile
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -37,10 +38,12 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import FileStorage
 
+from exchange.auth import from_networks
 from signer.explain import vietnam_time
 
 from .accounts import Account
 from .app import services
+from .config import Network
 from .errors import (
     AuthenticationRequired,
     CsrfFailed,
@@ -132,6 +135,41 @@ def _unsafe_in_path(text: str) -> bool:
     return any(unicodedata.category(char)[0] in "CZ" for char in text)
 
 
+def client_address() -> str:
+    """The address of the client that logs in: the peer's, unless the peer is one of
+    ``KYSO_TRUSTED_PROXIES`` and ``KYSO_CLIENT_ADDRESS_HEADER`` names the client.
+
+    From any other peer the header is ignored: anyone can write it, to dodge the address limit
+    or to have another address locked.
+    """
+    settings = services().settings
+    peer = request.remote_addr or "unknown"
+    header = settings.client_address_header
+    forwarded = ", ".join(request.headers.getlist(header)) if header else ""
+    if not forwarded or not from_networks(peer, settings.trusted_proxies):
+        return peer
+    return forwarded_client(forwarded, settings.trusted_proxies) or peer
+
+
+def forwarded_client(value: str, trusted: Sequence[Network]) -> str | None:
+    """The client a chain of trusted proxies vouches for in an ``X-Forwarded-For`` value.
+
+    Each proxy appends the address it was connected from, so the list is read from the right:
+    the first address that is not itself a trusted proxy is the client; whatever lies to its
+    left was written by the client. None if the rightmost entry is not an address.
+    """
+    found: str | None = None
+    for hop in reversed(value.split(",")):
+        try:
+            address = str(ipaddress.ip_address(hop.strip()))
+        except ValueError:
+            break
+        found = address
+        if not from_networks(address, trusted):
+            break
+    return found
+
+
 def login_required(action: str) -> Callable[[F], F]:
     """The view needs a signed-in user allowed to ``action``; pages send strangers to login."""
 
@@ -183,9 +221,8 @@ def login() -> ResponseReturnValue:
     username = request.form.get("username", "")
     password = request.form.get("password", "")
     next_url = _safe_next(request.form.get("next"))
-    client = request.remote_addr or "unknown"
     try:
-        account = services().accounts.login(username, password, client)
+        account = services().accounts.login(username, password, client_address())
     except InvalidCredentials:
         page = render_template("login.html", error=t("login.failed"), username=username,
                                next=next_url)  # fmt: skip

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import importlib.util
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from argon2 import PasswordHasher
 
-from kyso.accounts import MAX_FAILURES, AccountStore, Role
-from kyso.db import MIGRATIONS, make_engine, upgrade
+from kyso.accounts import AccountStore, Passwords, Role
+from kyso.db import METADATA, MIGRATIONS, make_engine, upgrade
 from kyso.errors import Conflict, InvalidCredentials, InvalidRequest, InvalidToken, RateLimited
 from kyso.signing import parse_box
 from kyso.tokens import RequestLimiter, TokenStore
@@ -33,6 +40,11 @@ def test_migration_0002_follows_0001() -> None:
     assert (module.revision, module.down_revision) == ("0002", "0001")
 
 
+def test_the_migrations_build_the_schema_the_code_uses(engine: sa.Engine) -> None:
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), METADATA) == []
+
+
 def test_tokens_are_stored_hashed(engine: sa.Engine) -> None:
     store = TokenStore(engine)
     token, secret = store.create("000.00.00.H41", ("p12:/k/seal.p12",), "iOffice")
@@ -49,7 +61,23 @@ def test_tokens_are_stored_hashed(engine: sa.Engine) -> None:
         store.authenticate(secret)
 
 
-def test_passwords_are_argon2id_and_logins_are_limited(engine: sa.Engine) -> None:
+class Clock:
+    """A clock the test moves (the login limits run on it)."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime(2030, 1, 1, 8, 0, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+CHEAP = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)  # still Argon2id
+
+
+def test_passwords_are_argon2id(engine: sa.Engine) -> None:
     store = AccountStore(engine)
     store.add("an", "Nguyễn Văn An", Role.AUDITOR, "mat-khau-rat-dai")
     with engine.connect() as conn:
@@ -60,22 +88,98 @@ def test_passwords_are_argon2id_and_logins_are_limited(engine: sa.Engine) -> Non
         store.add("an", "Someone", Role.AUDITOR, "another-long-one")
     with pytest.raises(InvalidRequest, match="at least"):
         store.add("binh", "Trần Thị Bình", Role.AUDITOR, "short")
-    for _ in range(MAX_FAILURES - 1):
+    with pytest.raises(InvalidCredentials):
+        store.login("an", "wrong", "10.0.0.1")
+
+
+def test_a_username_waits_longer_and_longer_but_never_long(engine: sa.Engine) -> None:
+    clock = Clock()
+    store = AccountStore(engine, Passwords(CHEAP), clock)
+    store.add("an", "Nguyễn Văn An", Role.AUDITOR, "mat-khau-rat-dai")
+    for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"):
+        with pytest.raises(InvalidCredentials):
+            store.login("an", "wrong", address)
+    waits = []
+    for _ in range(10):  # the fifth failure in a row, from any address, starts the waits
+        with pytest.raises(RateLimited) as limited:
+            store.login("an", "wrong", "10.0.0.5")
+        waits.append(limited.value.retry_after)
+        # while it waits, even the right password is refused, from every address
+        with pytest.raises(RateLimited):
+            store.login("an", "mat-khau-rat-dai", "10.9.9.9")
+        clock.advance(limited.value.retry_after)
+    assert waits == [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]
+    # once the wait is over, the right password logs in, from anywhere, and ends the run
+    assert store.login("an", "mat-khau-rat-dai", "10.9.9.9").username == "an"
+    for _ in range(4):
         with pytest.raises(InvalidCredentials):
             store.login("an", "wrong", "10.0.0.1")
+    # unknown usernames are counted the same way (the answer does not tell them apart)
+    for _ in range(4):
+        with pytest.raises(InvalidCredentials):
+            store.login("nobody", "x", "10.0.0.6")
+    with pytest.raises(RateLimited):
+        store.login("nobody", "x", "10.0.0.7")
+    # a day without failures starts a new run
+    clock.advance(24 * 3600 + 1)
+    with pytest.raises(InvalidCredentials):
+        store.login("nobody", "x", "10.0.0.7")
+
+
+def test_a_password_sprayed_over_usernames_locks_the_address(engine: sa.Engine) -> None:
+    clock = Clock()
+    store = AccountStore(engine, Passwords(CHEAP), clock)
+    store.add("an", "Nguyễn Văn An", Role.AUDITOR, "mat-khau-rat-dai")
+    for n in range(48):
+        with pytest.raises(InvalidCredentials):
+            store.login(f"user{n}", "Mua-xuan-2030", "203.0.113.7")
+    # the sprayer's own account logging in does not wipe the address's count
+    assert store.login("an", "mat-khau-rat-dai", "203.0.113.7").username == "an"
+    with pytest.raises(InvalidCredentials):
+        store.login("user48", "Mua-xuan-2030", "203.0.113.7")
     with pytest.raises(RateLimited) as limited:
-        store.login("an", "wrong", "10.0.0.1")
+        store.login("user49", "Mua-xuan-2030", "203.0.113.7")
     assert limited.value.retry_after == 15 * 60
     with pytest.raises(RateLimited):
-        store.login("an", "mat-khau-rat-dai", "10.0.0.1")
-    # another client address is counted on its own
-    assert store.login("an", "mat-khau-rat-dai", "10.0.0.2").username == "an"
-    # unknown users fail like known ones and are counted too
-    for _ in range(MAX_FAILURES - 1):
+        store.login("an", "mat-khau-rat-dai", "203.0.113.7")
+    assert store.login("an", "mat-khau-rat-dai", "203.0.113.8").username == "an"
+    clock.advance(15 * 60)  # the lock is over, and so is the count
+    assert store.login("an", "mat-khau-rat-dai", "203.0.113.7").username == "an"
+    with pytest.raises(InvalidCredentials):
+        store.login("user50", "Mua-xuan-2030", "203.0.113.7")
+
+
+def test_parallel_attempts_do_not_slip_past_the_wait(engine: sa.Engine) -> None:
+    class Counting(Passwords):
+        """Counts the passwords checked, slowly enough for the attempts to overlap."""
+
+        checked = 0
+
+        def verify(self, stored: str | None, password: str) -> bool:
+            Counting.checked += 1
+            time.sleep(0.05)
+            return super().verify(stored, password)
+
+    store = AccountStore(engine, Counting(CHEAP), Clock())
+    for _ in range(4):
         with pytest.raises(InvalidCredentials):
-            store.login("nobody", "x", "10.0.0.3")
-    with pytest.raises(RateLimited):
-        store.login("nobody", "x", "10.0.0.3")
+            store.login("an", "wrong", "10.0.0.1")
+    Counting.checked = 0
+    start = threading.Barrier(12)
+
+    def attempt(_: int) -> str:
+        start.wait()
+        try:
+            store.login("an", "guess", "10.0.0.1")
+        except (InvalidCredentials, RateLimited) as exc:
+            return type(exc).__name__
+        return "logged in"
+
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = list(pool.map(attempt, range(12)))
+    # one attempt is checked (and starts the wait); the eleven others are refused unchecked
+    assert Counting.checked == 1
+    assert outcomes.count("RateLimited") == 12
 
 
 def test_request_limiter_window() -> None:
