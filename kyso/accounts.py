@@ -8,6 +8,11 @@ whichever address the attempts come from, but never long, so nobody can lock ano
 out for long; an address that fails for many usernames (a password sprayed over a list of
 names) is locked for a while. A waiting attempt, right or wrong, is refused with
 :class:`RateLimited`.
+
+Web sessions are signed cookies, so the server keeps what ends them: each account has a
+session generation, written into its sessions at login and raised by "log out everywhere", a
+password change or disabling the account; one logout ends its own session by id
+(``ended_sessions``, kept as long as a cookie of that session could still be valid).
 """
 
 from __future__ import annotations
@@ -53,6 +58,14 @@ accounts = sa.Table(
     sa.Column("password_hash", sa.Text, nullable=False),
     sa.Column("active", sa.Boolean, nullable=False, default=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("session_generation", sa.Integer, nullable=False, default=0, server_default="0"),
+)
+
+ended_sessions = sa.Table(
+    "ended_sessions",
+    metadata,
+    sa.Column("session_id", sa.String(64), primary_key=True),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False, index=True),
 )
 
 login_failures = sa.Table(
@@ -70,6 +83,7 @@ MAX_PASSWORD_LENGTH = 1024
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 
 Clock = Callable[[], dt.datetime]
+_NEXT_GENERATION = accounts.c.session_generation + 1  # in SQL: concurrent bumps both count
 
 
 @dataclass(frozen=True)
@@ -139,6 +153,7 @@ class Account:
     key_refs: tuple[str, ...]
     active: bool
     created_at: dt.datetime
+    session_generation: int = 0
 
     def can(self, action: str) -> bool:
         return self.active and action in PERMISSIONS[self.role]
@@ -157,6 +172,7 @@ def _account(row: sa.Row) -> Account:
         key_refs=tuple(json.loads(row.key_refs)),
         active=bool(row.active),
         created_at=_utc(row.created_at),  # type: ignore[arg-type]
+        session_generation=int(row.session_generation),
     )
 
 
@@ -275,25 +291,71 @@ class AccountStore:
         return [_account(r) for r in rows]
 
     def set_password(self, username: str, password: str) -> None:
+        """Change the password; every session of the account ends (whoever knew the old
+        password may have one)."""
         digest = self.passwords.hash(check_password(password))
+        self._update(username, password_hash=digest, session_generation=_NEXT_GENERATION)
+
+    def set_active(self, username: str, active: bool) -> None:
+        """Enable or disable the account; disabling ends its sessions for good (enabling it
+        again does not bring them back)."""
+        if active:
+            self._update(username, active=True)
+        else:
+            self._update(username, active=False, session_generation=_NEXT_GENERATION)
+
+    def _update(self, username: str, **values: object) -> None:
         with self.engine.begin() as conn:
             result = conn.execute(
                 accounts.update()
                 .where(accounts.c.username == normalize_username(username))
-                .values(password_hash=digest)
+                .values(**values)
             )
         if result.rowcount == 0:
             raise NotFound(f"no account {username}")
 
-    def set_active(self, username: str, active: bool) -> None:
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                accounts.update()
-                .where(accounts.c.username == normalize_username(username))
-                .values(active=active)
-            )
-        if result.rowcount == 0:
-            raise NotFound(f"no account {username}")
+    # -- web sessions ----------------------------------------------------------------------
+
+    def session_account(
+        self, username: str, generation: object, session_id: object
+    ) -> Account | None:
+        """The account a web session belongs to, or None if that session has ended.
+
+        A session ends when its account is gone or disabled, when the account's session
+        generation is no longer the ``generation`` it was given at login (log out everywhere,
+        a new password), or when its ``session_id`` was logged out. A session without a
+        generation or an id (made before they existed) has ended too.
+        """
+        if not isinstance(generation, int) or not isinstance(session_id, str):
+            return None
+        ended = sa.exists().where(ended_sessions.c.session_id == session_id)
+        query = sa.select(accounts, ended.label("ended")).where(
+            accounts.c.username == normalize_username(username)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None or row.ended or not row.active:
+            return None
+        if row.session_generation != generation:
+            return None
+        return _account(row)
+
+    def end_session(self, session_id: str, lifetime: dt.timedelta) -> None:
+        """Log one session out: its id is refused for ``lifetime`` (the longest a cookie of it
+        could still be valid), then forgotten, as are other ids whose time is up."""
+        now = self.clock()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(ended_sessions.delete().where(ended_sessions.c.expires_at <= now))
+                conn.execute(
+                    ended_sessions.insert().values(session_id=session_id, expires_at=now + lifetime)
+                )
+        except sa.exc.IntegrityError:  # logged out twice at once: it has ended either way
+            pass
+
+    def end_all_sessions(self, username: str) -> None:
+        """Log the account out everywhere: every session it has now ends."""
+        self._update(username, session_generation=_NEXT_GENERATION)
 
     # -- logging in ------------------------------------------------------------------------
 
@@ -317,7 +379,8 @@ class AccountStore:
             raise InvalidCredentials("wrong username or password")
         self.throttle.succeeded(name, client)
         if self.passwords.hasher.check_needs_rehash(stored or ""):
-            self.set_password(name, password)
+            # the same password with today's parameters: no session needs to end
+            self._update(name, password_hash=self.passwords.hash(password))
         return _account(row)
 
 

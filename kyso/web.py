@@ -1,9 +1,11 @@
 """The web pages: officers sign, auditors verify, admins look at agencies, keys and tokens.
 
-Sessions are Flask's signed cookies (HttpOnly, SameSite=Lax, Secure behind HTTPS); every
-POST carries the session's CSRF token (a form field or the ``X-CSRF-Token`` header). Pages are
-Vietnamese unless the English switch was used. Handlers stay thin: parse, call one domain
-function, render.
+Sessions are Flask's signed cookies (HttpOnly, SameSite=Lax, Secure behind HTTPS) carrying
+the user, a session id and the account's session generation, checked against the database on
+every request, so that logging out, logging out everywhere and a new password end them (see
+:mod:`kyso.accounts`). Every POST carries the session's CSRF token (a form field or the
+``X-CSRF-Token`` header). Pages are Vietnamese unless the English switch was used. Handlers
+stay thin: parse, call one domain function, render.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from flask import (
     Blueprint,
     Flask,
     Response,
+    current_app,
     g,
     jsonify,
     make_response,
@@ -62,6 +65,9 @@ blueprint = Blueprint("web", __name__)
 F = TypeVar("F", bound=Callable[..., Any])
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 MAX_NEXT_LENGTH = 2000  # a longer "next" is no page of ours
+# A request under way when its session logs out may still send a refreshed cookie of that
+# session: the ended id is kept this much longer than a cookie lives.
+LONGEST_REQUEST = dt.timedelta(hours=1)
 
 
 # -- session, language, CSRF -------------------------------------------------------------------
@@ -94,12 +100,45 @@ def _check_csrf() -> None:
 
 
 def current_user() -> Account | None:
+    """The signed-in user of this request, or None (the session may have ended)."""
     if "user" not in g:
-        username = session.get("user")
-        account = services().accounts.find(username) if isinstance(username, str) else None
-        g.user = account if account is not None and account.active else None
+        g.user = _session_account()
     user: Account | None = g.user
     return user
+
+
+def _session_account() -> Account | None:
+    username = session.get("user")
+    if not isinstance(username, str):
+        return None
+    account = services().accounts.session_account(
+        username, session.get("generation"), session.get("sid")
+    )
+    if account is None:  # an ended session: the browser gets a cookie without the user
+        for key in ("user", "generation", "sid"):
+            session.pop(key, None)
+    return account
+
+
+def _start_session(account: Account) -> None:
+    """A new session for ``account``: no fixation, a new CSRF token, the chosen language."""
+    chosen = session.get("lang")
+    session.clear()
+    session.permanent = True
+    session["user"] = account.username
+    session["generation"] = account.session_generation
+    session["sid"] = secrets.token_urlsafe(24)
+    session["csrf"] = secrets.token_urlsafe(32)
+    if chosen:
+        session["lang"] = chosen
+
+
+def _end_session() -> None:
+    """Forget everything but the chosen language."""
+    chosen = session.get("lang")
+    session.clear()
+    if chosen:
+        session["lang"] = chosen
 
 
 def _home(user: Account) -> str:
@@ -233,22 +272,29 @@ def login() -> ResponseReturnValue:
         response = make_response(page, 429)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
-    chosen = session.get("lang")
-    session.clear()  # a new session: no fixation, a new CSRF token
-    session.permanent = True
-    session["user"] = account.username
-    session["csrf"] = secrets.token_urlsafe(32)
-    if chosen:
-        session["lang"] = chosen
+    _start_session(account)
     return redirect(next_url or _home(account))
 
 
 @blueprint.post("/logout")
 def logout() -> ResponseReturnValue:
-    chosen = session.get("lang")
-    session.clear()
-    if chosen:
-        session["lang"] = chosen
+    """End this session: its cookie, even a copy of it, no longer logs anyone in."""
+    session_id = session.get("sid")
+    if current_user() is not None and isinstance(session_id, str):
+        lifetime = current_app.permanent_session_lifetime + LONGEST_REQUEST
+        services().accounts.end_session(session_id, lifetime)
+    _end_session()
+    return redirect(url_for("web.login_form"))
+
+
+@blueprint.post("/logout/everywhere")
+def logout_everywhere() -> ResponseReturnValue:
+    """End every session of this account, in every browser."""
+    user = current_user()
+    if user is None:
+        raise AuthenticationRequired("log in first")
+    services().accounts.end_all_sessions(user.username)
+    _end_session()
     return redirect(url_for("web.login_form"))
 
 

@@ -7,12 +7,15 @@ import hashlib
 import importlib.util
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
 from argon2 import PasswordHasher
 
@@ -204,3 +207,89 @@ def test_file_names_and_boxes() -> None:
     for bad in ("1,2,3", "a,b,c,d", "5,5,1,1", "nan,0,1,1", "0,0,1e9,1"):
         with pytest.raises(InvalidRequest):
             parse_box(bad)
+
+
+def test_what_ends_a_web_session(engine: sa.Engine) -> None:
+    clock = Clock()
+    store = AccountStore(engine, Passwords(CHEAP), clock)
+    store.add("an", "Nguyễn Văn An", Role.AUDITOR, "mat-khau-rat-dai")
+
+    def alive(session_id: str, generation: object) -> bool:
+        return store.session_account("an", generation, session_id) is not None
+
+    def generation() -> int:
+        return store.get("an").session_generation
+
+    first = store.login("an", "mat-khau-rat-dai", "10.0.0.1").session_generation
+    assert first == generation() and alive("s1", first) and alive("s2", first)
+    assert not alive("s1", None) and not alive("s1", first + 1) and not alive(None, first)
+    store.end_session("s1", dt.timedelta(hours=9))
+    assert not alive("s1", first) and alive("s2", first)  # one logout ends one session
+    store.end_all_sessions("an")
+    assert not alive("s2", first)
+    second = generation()
+    assert alive("s3", second)
+    store.set_password("an", "mat-khau-moi-rat-dai")
+    assert not alive("s3", second)
+    third = generation()
+    store.set_active("an", False)
+    assert not alive("s4", third)
+    store.set_active("an", True)  # enabling again brings no old session back
+    assert not alive("s4", third) and alive("s4", generation())
+    # an ended id is forgotten once no cookie of it can be valid any more
+    clock.advance(9 * 3600 + 1)
+    store.end_session("s5", dt.timedelta(hours=9))
+    with engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT session_id FROM ended_sessions")).scalars().all()
+    assert kept == ["s5"]
+
+
+def test_rehashing_a_password_ends_no_session(engine: sa.Engine) -> None:
+    AccountStore(engine, Passwords(CHEAP)).add(
+        "an", "Nguyễn Văn An", Role.AUDITOR, "mat-khau-rat-dai"
+    )
+    store = AccountStore(engine)  # today's Argon2 parameters: the cheap hash is redone
+    generation = store.get("an").session_generation
+    assert store.login("an", "mat-khau-rat-dai", "10.0.0.1").session_generation == generation
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT password_hash FROM accounts")).scalar_one()
+    assert not store.passwords.hasher.check_needs_rehash(stored)
+    assert store.session_account("an", generation, "s1") is not None
+
+
+def test_migration_0004_keeps_the_accounts(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'before.sqlite'}")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+
+    def migrate(step: Callable[[Config, str], None], target: str) -> None:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            step(config, target)
+
+    migrate(command.upgrade, "0002")
+    with engine.begin() as conn:  # an account and a failure as Kyso stored them before 0004
+        conn.execute(
+            sa.text(
+                "INSERT INTO accounts (username, full_name, role, key_refs, password_hash,"
+                " active, created_at) VALUES ('an', 'Nguyễn Văn An', 'auditor', '[]', :hash,"
+                " 1, '2030-01-01 08:00:00')"
+            ),
+            {"hash": CHEAP.hash("mat-khau-rat-dai")},
+        )
+        conn.execute(
+            sa.text("INSERT INTO login_failures VALUES ('an|10.0.0.1', 3, '2030-01-01', NULL)")
+        )
+    upgrade(engine)
+    store = AccountStore(engine, Passwords(CHEAP))
+    account = store.get("an")
+    assert (account.full_name, account.role, account.session_generation) == (
+        "Nguyễn Văn An", Role.AUDITOR, 0,
+    )  # fmt: skip
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM login_failures")).scalar_one() == 0
+    assert store.login("an", "mat-khau-rat-dai", "10.0.0.1").username == "an"
+    migrate(command.downgrade, "0004@-1")
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT username, full_name FROM accounts")).one()
+    assert tuple(row) == ("an", "Nguyễn Văn An")

@@ -218,3 +218,70 @@ def test_proxy_settings_from_the_environment(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("KYSO_TRUSTED_PROXIES", "10.0.0.300")
     with pytest.raises(InvalidRequest, match="KYSO_TRUSTED_PROXIES"):
         Settings.load(data=str(tmp_path))
+
+
+# -- finding 8: sessions the server can end ----------------------------------------------------
+
+
+def browser(demo: Demo, username: str, password: str) -> requests.Session:
+    """A browser logged in as ``username`` (its CSRF token sent with every request)."""
+    session = requests.Session()
+    assert post_login(session, demo, username, password).status_code == 302
+    session.headers["X-CSRF-Token"] = csrf_from(session.get(f"{demo.url}/verify", timeout=10).text)
+    return session
+
+
+def replay(demo: Demo, cookie: str, csrf: str, method: str = "GET") -> requests.Response:
+    """A request to /verify carrying a copy of a session cookie (and its CSRF token)."""
+    return requests.request(
+        method, f"{demo.url}/verify", cookies={"kyso_session": cookie},
+        headers={"X-CSRF-Token": csrf, "Accept": "application/json"},
+        allow_redirects=False, timeout=10,
+    )  # fmt: skip
+
+
+def assert_logged_out(demo: Demo, cookie: str, csrf: str) -> None:
+    page = replay(demo, cookie, csrf)
+    assert page.status_code == 302 and page.headers["Location"].startswith("/login"), page
+    post = replay(demo, cookie, csrf, "POST")
+    assert post.status_code == 401 and post.json()["code"] == "authentication-required"
+
+
+def test_a_cookie_copied_before_logout_is_refused_after_it(demo: Demo) -> None:
+    add_account(demo, "tam", "auditor", "mat-khau-cua-tam")
+    first, second = (browser(demo, "tam", "mat-khau-cua-tam") for _ in range(2))
+    cookie, csrf = first.cookies["kyso_session"], first.headers["X-CSRF-Token"]
+    assert replay(demo, cookie, csrf).status_code == 200
+    assert first.post(f"{demo.url}/logout", allow_redirects=False, timeout=10).status_code == 302
+    assert_logged_out(demo, cookie, csrf)
+    # logging out ends that session only: the other browser is still logged in
+    assert second.get(f"{demo.url}/verify", allow_redirects=False, timeout=10).status_code == 200
+
+
+def test_a_new_password_ends_every_session(demo: Demo) -> None:
+    add_account(demo, "vinh", "auditor", "mat-khau-cua-vinh")
+    old = browser(demo, "vinh", "mat-khau-cua-vinh")
+    cookie, csrf = old.cookies["kyso_session"], old.headers["X-CSRF-Token"]
+    demo.env.kyso("accounts", "passwd", "vinh", "--password-stdin", input="mat-khau-moi-vinh\n")
+    assert_logged_out(demo, cookie, csrf)
+    assert old.get(f"{demo.url}/verify", allow_redirects=False, timeout=10).status_code == 302
+    assert browser(demo, "vinh", "mat-khau-moi-vinh").get(f"{demo.url}/verify", timeout=10).ok
+
+
+def test_logout_everywhere_ends_the_other_browsers_sessions(demo: Demo) -> None:
+    add_account(demo, "yen", "auditor", "mat-khau-cua-yen")
+    office, home = (
+        browser(demo, "yen", "mat-khau-cua-yen"),
+        browser(demo, "yen", "mat-khau-cua-yen"),
+    )
+    bystander = browser(demo, "khoa", demo.password)
+    page = office.get(f"{demo.url}/verify", timeout=10).text
+    assert 'id="logout-everywhere"' in page
+    cookie, csrf = office.cookies["kyso_session"], office.headers["X-CSRF-Token"]
+    ended = office.post(f"{demo.url}/logout/everywhere", allow_redirects=False, timeout=10)
+    assert ended.status_code == 302 and ended.headers["Location"] == "/login"
+    assert home.get(f"{demo.url}/verify", allow_redirects=False, timeout=10).status_code == 302
+    assert_logged_out(demo, cookie, csrf)
+    # other accounts keep their sessions, and the account logs in again as before
+    assert bystander.get(f"{demo.url}/verify", allow_redirects=False, timeout=10).status_code == 200
+    assert browser(demo, "yen", "mat-khau-cua-yen").get(f"{demo.url}/verify", timeout=10).ok
