@@ -18,7 +18,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "nav.admin": "Quản trị",
         "nav.api": "API",
         "nav.logout": "Đăng xuất",
-        "nav.logout_everywhere": "Đăng xuất trên mọi thiết bị",
+        "nav.logout_everywhere": "Đăng xuất mọi nơi",
         "role.officer": "Cán bộ ký",
         "role.clerk": "Văn thư",
         "role.auditor": "Kiểm tra viên",
