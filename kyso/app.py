@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from flask import Flask, Response, current_app, jsonify
 
 from certs import http as pki_http
+from certs.clock import utcnow
 from certs.layout import PkiLayout
 from certs.pki import Pki
 from certs.services import PkiServices
@@ -21,7 +22,7 @@ from exchange.service import open_exchange
 from exchange.store import AgencyStore
 
 from . import problems
-from .accounts import AccountStore
+from .accounts import AccountStore, Clock, LoginLimits
 from .config import Settings
 from .db import make_engine, upgrade
 from .entry import quiet_third_party_warnings
@@ -58,8 +59,11 @@ def services() -> Services:
     return found
 
 
-def create_app(settings: Settings, passphrase: bytes) -> Flask:
-    """Build the app: open the database (migrated), the PKI and its service keys."""
+def create_app(settings: Settings, passphrase: bytes, clock: Clock = utcnow) -> Flask:
+    """Build the app: open the database (migrated), the PKI and its service keys.
+
+    ``clock`` is the time of the login limits (tests move it instead of sleeping).
+    """
     quiet_third_party_warnings()
     from . import api, web, web_exchange
 
@@ -88,7 +92,9 @@ def create_app(settings: Settings, passphrase: bytes) -> Flask:
         settings=settings,
         engine=engine,
         pki=pki,
-        accounts=AccountStore(engine),
+        accounts=AccountStore(
+            engine, clock=clock, limits=LoginLimits(address_failures=settings.login_address_limit)
+        ),
         tokens=TokenStore(engine),
         limiter=limiter,
         signing=SigningService(

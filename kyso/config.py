@@ -15,17 +15,31 @@
 | KYSO_VERIFY_RATE       | 300                            | anonymous verifications/min/IP   |
 | KYSO_PUSH_ALLOW        | – (no push endpoint allowed)   | push endpoints agencies may use: |
 |                        |                                | host names, *.suffixes, networks |
+| KYSO_LOGIN_ADDRESS_LIMIT | 50                         | failed logins from one address   |
+|                        |                                | in 15 min that lock it 15 min    |
+| KYSO_CLIENT_ADDRESS_HEADER | –                          | header with the client's address |
+|                        |                                | set by the reverse proxy         |
+| KYSO_TRUSTED_PROXIES   | 127.0.0.0/8,::1                | proxies trusted to set it        |
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from certs.egress import DENY_ALL, EgressPolicy, InvalidEgressRule
+from exchange.config import networks
+from exchange.errors import BadRequest
 
 from .errors import InvalidRequest
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK: tuple[Network, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
 
 
 def _flag(name: str) -> bool:
@@ -47,6 +61,14 @@ def _egress(name: str) -> EgressPolicy:
         raise InvalidRequest(f"{name}: {exc}") from None
 
 
+def _networks(name: str, default: tuple[Network, ...]) -> tuple[Network, ...]:
+    """The networks of ``name`` (parsed as ``KYSO_CLIENT_CERT_PROXIES`` is), else ``default``."""
+    try:
+        return networks(name, os.environ.get(name)) or default
+    except BadRequest as exc:
+        raise InvalidRequest(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -56,6 +78,10 @@ class Settings:
     max_upload_mb: int = 110
     verify_rate_per_minute: int = 300
     push_allow: EgressPolicy = DENY_ALL
+    login_address_limit: int = 50
+    # The client's address is read from this header only on connections from these networks.
+    client_address_header: str | None = None
+    trusted_proxies: tuple[Network, ...] = LOOPBACK
 
     @property
     def secrets_dir(self) -> Path:
@@ -80,4 +106,7 @@ class Settings:
             max_upload_mb=_int("KYSO_MAX_UPLOAD_MB", 110),
             verify_rate_per_minute=_int("KYSO_VERIFY_RATE", 300),
             push_allow=_egress("KYSO_PUSH_ALLOW"),
+            login_address_limit=_int("KYSO_LOGIN_ADDRESS_LIMIT", 50),
+            client_address_header=os.environ.get("KYSO_CLIENT_ADDRESS_HEADER", "").strip() or None,
+            trusted_proxies=_networks("KYSO_TRUSTED_PROXIES", LOOPBACK),
         )

@@ -1,9 +1,11 @@
 """The web pages: officers sign, auditors verify, admins look at agencies, keys and tokens.
 
-Sessions are Flask's signed cookies (HttpOnly, SameSite=Lax, Secure behind HTTPS); every
-POST carries the session's CSRF token (a form field or the ``X-CSRF-Token`` header). Pages are
-Vietnamese unless the English switch was used. Handlers stay thin: parse, call one domain
-function, render.
+Sessions are Flask's signed cookies (HttpOnly, SameSite=Lax, Secure behind HTTPS) carrying
+the user, a session id and the account's session generation, checked against the database on
+every request, so that logging out, logging out everywhere and a new password end them (see
+:mod:`kyso.accounts`). Every POST carries the session's CSRF token (a form field or the
+``X-CSRF-Token`` header). Pages are Vietnamese unless the English switch was used. Handlers
+stay thin: parse, call one domain function, render.
 """
 
 from __future__ import annotations
@@ -11,17 +13,21 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hmac
+import ipaddress
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from flask import (
     Blueprint,
     Flask,
     Response,
+    current_app,
     g,
     jsonify,
     make_response,
@@ -35,10 +41,12 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import FileStorage
 
+from exchange.auth import from_networks
 from signer.explain import vietnam_time
 
 from .accounts import Account
 from .app import services
+from .config import Network
 from .errors import (
     AuthenticationRequired,
     CsrfFailed,
@@ -56,6 +64,10 @@ blueprint = Blueprint("web", __name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+MAX_NEXT_LENGTH = 2000  # a longer "next" is no page of ours
+# A request under way when its session logs out may still send a refreshed cookie of that
+# session: the ended id is kept this much longer than a cookie lives.
+LONGEST_REQUEST = dt.timedelta(hours=1)
 
 
 # -- session, language, CSRF -------------------------------------------------------------------
@@ -88,12 +100,45 @@ def _check_csrf() -> None:
 
 
 def current_user() -> Account | None:
+    """The signed-in user of this request, or None (the session may have ended)."""
     if "user" not in g:
-        username = session.get("user")
-        account = services().accounts.find(username) if isinstance(username, str) else None
-        g.user = account if account is not None and account.active else None
+        g.user = _session_account()
     user: Account | None = g.user
     return user
+
+
+def _session_account() -> Account | None:
+    username = session.get("user")
+    if not isinstance(username, str):
+        return None
+    account = services().accounts.session_account(
+        username, session.get("generation"), session.get("sid")
+    )
+    if account is None:  # an ended session: the browser gets a cookie without the user
+        for key in ("user", "generation", "sid"):
+            session.pop(key, None)
+    return account
+
+
+def _start_session(account: Account) -> None:
+    """A new session for ``account``: no fixation, a new CSRF token, the chosen language."""
+    chosen = session.get("lang")
+    session.clear()
+    session.permanent = True
+    session["user"] = account.username
+    session["generation"] = account.session_generation
+    session["sid"] = secrets.token_urlsafe(24)
+    session["csrf"] = secrets.token_urlsafe(32)
+    if chosen:
+        session["lang"] = chosen
+
+
+def _end_session() -> None:
+    """Forget everything but the chosen language."""
+    chosen = session.get("lang")
+    session.clear()
+    if chosen:
+        session["lang"] = chosen
 
 
 def _home(user: Account) -> str:
@@ -105,9 +150,63 @@ def _home(user: Account) -> str:
 
 
 def _safe_next(target: str | None) -> str | None:
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return None
+    """``target`` rebuilt from its parsed parts if it is a path on this site; else None.
+
+    Browsers forgive a lot in a ``Location``: they drop tabs and newlines, read ``\\`` as
+    ``/`` and take ``//host`` or ``///host`` for another site (and Python's URL parser, which
+    Werkzeug uses on the way out, drops tabs and newlines too). So a target with a control or
+    space character, a backslash, a scheme, a host or a second leading slash, in its raw or
+    its percent-decoded path, is refused rather than repaired.
+    """
+    if not target or len(target) > MAX_NEXT_LENGTH or _unsafe_in_path(target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or _unsafe_in_path(unquote(parts.path)):
+        return None
+    return urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+
+
+def _unsafe_in_path(text: str) -> bool:
+    """Whether ``text`` is not a plain absolute path: it must start with exactly one slash
+    and hold no backslash, control, format, space or line-separator character."""
+    if not text.startswith("/") or text.startswith("//") or "\\" in text:
+        return True
+    return any(unicodedata.category(char)[0] in "CZ" for char in text)
+
+
+def client_address() -> str:
+    """The address of the client that logs in: the peer's, unless the peer is one of
+    ``KYSO_TRUSTED_PROXIES`` and ``KYSO_CLIENT_ADDRESS_HEADER`` names the client.
+
+    From any other peer the header is ignored: anyone can write it, to dodge the address limit
+    or to have another address locked.
+    """
+    settings = services().settings
+    peer = request.remote_addr or "unknown"
+    header = settings.client_address_header
+    forwarded = ", ".join(request.headers.getlist(header)) if header else ""
+    if not forwarded or not from_networks(peer, settings.trusted_proxies):
+        return peer
+    return forwarded_client(forwarded, settings.trusted_proxies) or peer
+
+
+def forwarded_client(value: str, trusted: Sequence[Network]) -> str | None:
+    """The client a chain of trusted proxies vouches for in an ``X-Forwarded-For`` value.
+
+    Each proxy appends the address it was connected from, so the list is read from the right:
+    the first address that is not itself a trusted proxy is the client; whatever lies to its
+    left was written by the client. None if the rightmost entry is not an address.
+    """
+    found: str | None = None
+    for hop in reversed(value.split(",")):
+        try:
+            address = str(ipaddress.ip_address(hop.strip()))
+        except ValueError:
+            break
+        found = address
+        if not from_networks(address, trusted):
+            break
+    return found
 
 
 def login_required(action: str) -> Callable[[F], F]:
@@ -152,7 +251,8 @@ def switch_language(code: str) -> ResponseReturnValue:
 
 @blueprint.get("/login")
 def login_form() -> str:
-    return render_template("login.html", error=None, username="", next=request.args.get("next"))
+    next_url = _safe_next(request.args.get("next"))
+    return render_template("login.html", error=None, username="", next=next_url)
 
 
 @blueprint.post("/login")
@@ -160,9 +260,8 @@ def login() -> ResponseReturnValue:
     username = request.form.get("username", "")
     password = request.form.get("password", "")
     next_url = _safe_next(request.form.get("next"))
-    client = request.remote_addr or "unknown"
     try:
-        account = services().accounts.login(username, password, client)
+        account = services().accounts.login(username, password, client_address())
     except InvalidCredentials:
         page = render_template("login.html", error=t("login.failed"), username=username,
                                next=next_url)  # fmt: skip
@@ -173,22 +272,29 @@ def login() -> ResponseReturnValue:
         response = make_response(page, 429)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
-    chosen = session.get("lang")
-    session.clear()  # a new session: no fixation, a new CSRF token
-    session.permanent = True
-    session["user"] = account.username
-    session["csrf"] = secrets.token_urlsafe(32)
-    if chosen:
-        session["lang"] = chosen
+    _start_session(account)
     return redirect(next_url or _home(account))
 
 
 @blueprint.post("/logout")
 def logout() -> ResponseReturnValue:
-    chosen = session.get("lang")
-    session.clear()
-    if chosen:
-        session["lang"] = chosen
+    """End this session: its cookie, even a copy of it, no longer logs anyone in."""
+    session_id = session.get("sid")
+    if current_user() is not None and isinstance(session_id, str):
+        lifetime = current_app.permanent_session_lifetime + LONGEST_REQUEST
+        services().accounts.end_session(session_id, lifetime)
+    _end_session()
+    return redirect(url_for("web.login_form"))
+
+
+@blueprint.post("/logout/everywhere")
+def logout_everywhere() -> ResponseReturnValue:
+    """End every session of this account, in every browser."""
+    user = current_user()
+    if user is None:
+        raise AuthenticationRequired("log in first")
+    services().accounts.end_all_sessions(user.username)
+    _end_session()
     return redirect(url_for("web.login_form"))
 
 

@@ -86,7 +86,7 @@ def test_posts_without_the_csrf_token_are_refused(demo: Demo) -> None:
     assert ok.status_code == 200, ok.text
 
 
-def test_ten_wrong_passwords_are_rate_limited(demo: Demo) -> None:
+def test_wrong_passwords_make_the_username_wait(demo: Demo) -> None:
     add_account(demo, "thu", "auditor", "mat-khau-cua-thu")
     session = requests.Session()
     token = csrf_from(session.get(f"{demo.url}/login", timeout=10).text)
@@ -99,17 +99,15 @@ def test_ten_wrong_passwords_are_rate_limited(demo: Demo) -> None:
             timeout=30,
         )
 
-    for _ in range(9):
+    for _ in range(4):
         response = attempt("sai-mat-khau")
         assert response.status_code == 401
         assert "Sai tên đăng nhập hoặc mật khẩu." in response.text
     response = attempt("sai-mat-khau")
     assert response.status_code == 429
-    assert 60 <= int(response.headers["Retry-After"]) <= 15 * 60
+    assert response.headers["Retry-After"] == "2"
     assert "Đăng nhập sai quá nhiều lần" in response.text
-    # locked: even the right password is refused now
-    assert attempt("mat-khau-cua-thu").status_code == 429
-    # an unknown username is limited the same way, and other users are not affected
+    # other users are not affected (tests/test_web_login.py moves the clock past the wait)
     assert login(demo, "khoa").get(f"{demo.url}/verify", timeout=10).ok
 
 
