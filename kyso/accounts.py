@@ -436,7 +436,8 @@ class LoginThrottle:
         limits = self.limits
         with self._write() as conn:
             rows = _rows(conn, (user_key, address_key))
-            waits = [_utc(r.locked_until) - now for r in rows.values() if _locked(r, now)]
+            locks = [_utc(r.locked_until) for r in rows.values()]
+            waits = [until - now for until in locks if until is not None and until > now]
             if waits:
                 wait = _seconds(max(waits))
                 raise RateLimited(f"too many failed logins: try again in {wait} s", wait)
@@ -523,8 +524,3 @@ def _user_key(username: str) -> str:
 
 def _address_key(address: str) -> str:
     return f"addr:{address}"[:255]
-
-
-def _locked(row: sa.Row, now: dt.datetime) -> bool:
-    until = _utc(row.locked_until)
-    return until is not None and until > now
