@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA ?= var
 HOST ?= 127.0.0.1
 PORT ?= 8080
-CODE_DIRS := signer certs exchange
+CODE_DIRS := signer certs exchange directory
 
 # The demo keeps its passphrase in a file under var/ (created with mode 0600 on first run).
 export KYSO_DATA := $(DATA)

@@ -45,8 +45,8 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from certs.clock import utcnow
 from certs.store import CertificateStore, serial_hex
+from directory import UnknownAgency
 
-from .directory import UnknownAgency
 from .errors import BadRequest, Forbidden, Unauthenticated
 from .store import AgencyStore, credentials, nonces, utc
 from .writegate import write_gate

@@ -31,6 +31,7 @@ from lxml import etree
 
 from certs.clock import utcnow
 from certs.store import CertificateStore
+from directory import Agency, Directory, DirectoryError
 from signer import edxml, safexml, xades
 from signer.errors import DocumentTooLarge, SignerError
 from signer.pdf_input import looks_like_pdf
@@ -43,7 +44,6 @@ from .audit import AuditLog
 from .auth import Principal, Role
 from .blobs import BlobStore
 from .config import RelayConfig
-from .directory import Agency, Directory, DirectoryError
 from .errors import (
     BadRequest,
     CertificateRefused,

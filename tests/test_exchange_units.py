@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from directory import Agency, Directory, DirectoryError, load_directory
 from exchange import lifecycle
 from exchange.audit import AuditLog, checkpoint_imprint, row_hash, verify_chain
 from exchange.auth import Authenticator, Role, sign_request
 from exchange.blobs import BlobMissing, BlobStore
 from exchange.delivery import backoff
-from exchange.directory import Agency, Directory, DirectoryError, load_directory
 from exchange.errors import (
     Forbidden,
     InvalidTransition,
