@@ -1,6 +1,9 @@
 """A client of the relay for agency systems: the ``kyso send / inbox / status / trail`` commands
-and the tests use it. It signs every request (:func:`exchange.auth.sign_request`), builds and
+and the tests use it. It signs every request (:func:`exchange.wire.sign_request`), builds and
 signs packages and statuses, and checks what the relay sends back.
+
+It runs at the agency, not at the relay: it imports the wire format (:mod:`exchange.wire`) and
+never the relay's modules, its database or Flask (an import-linter contract says so).
 """
 
 from __future__ import annotations
@@ -25,9 +28,8 @@ from signer.errors import SignerError
 from signer.policy import ValidationPolicy
 from signer.report import Report
 
-from .auth import sign_request
 from .receipts import read_receipt
-from .relay import detach
+from .wire import detach, sign_request
 
 CODE_NAMES = {
     "arrived": "01",

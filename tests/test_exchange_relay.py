@@ -25,10 +25,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from exchange.auth import sign_request
 from exchange.client import RelayClient, RelayError, check_receipt, response_for, verify_trail
 from exchange.delivery import push_signature
 from exchange.receipts import read_receipt
+from exchange.wire import sign_request
 from kyso.samples import decision_pdf
 from signer import edxml, xades
 from signer.pdf import PdfSignOptions, sign_stream
@@ -268,7 +268,7 @@ def test_attachments_as_multipart_parts_matched_by_digest(relay: Relay) -> None:
 
     # A part that matches no manifest digest is refused.
     other = signed_package(env, VINH, [PROVINCE], attachments=parts)
-    from exchange.relay import detach
+    from exchange.wire import detach
 
     xml, found = detach(other)
     files = [("package", ("package.xml", xml, "application/xml"))]
