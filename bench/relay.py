@@ -203,7 +203,7 @@ def signed_packages(base: dict[str, str], sample_pdf: bytes, count: int) -> list
     """``count`` packages from the province to Vinh, each with its own signed PDF."""
     from certs.keystore import open_key
     from exchange.client import build_package
-    from signer import edxml, xades
+    from signer import edxml, xml_signing
     from signer.pdf import PdfSignOptions, sign_stream
 
     seal = Path(base["KYSO_DATA"]) / "pki" / "keys" / f"seal-{SENDER}.p12"
@@ -227,7 +227,7 @@ def signed_packages(base: dict[str, str], sample_pdf: bytes, count: int) -> list
                 notation="QĐ-UBND",
                 signer_name="Nguyễn Văn An",
             )
-            packages.append(xades.sign_xml(unsigned, key))
+            packages.append(xml_signing.sign_xml(unsigned, key))
     return packages
 
 

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from certs.clock import utcnow
 from certs.store import CertificateStore
 from directory import Agency, Directory, DirectoryError
-from signer import edxml, xades
+from signer import edxml, xml_signing
 from signer.errors import DocumentTooLarge, SignerError
 from signer.pdf_input import looks_like_pdf
 from signer.pdf_verify import verify_pdf
@@ -207,7 +207,7 @@ class Relay:
 
     def _verify(self, document: bytes, name: str, agency: str) -> Verified:
         try:
-            report = xades.verify_xml(document, self.trust.policy(), name)
+            report = xml_signing.verify_xml(document, self.trust.policy(), name)
         except DocumentTooLarge as exc:
             raise PackageTooLarge(str(exc)) from None
         except SignerError as exc:
