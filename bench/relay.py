@@ -28,6 +28,7 @@ from pathlib import Path
 
 import requests
 
+from .ports import free_port
 from .rates import Row, row
 
 KYSO = Path(sys.executable).parent / "kyso"
@@ -288,8 +289,6 @@ def latency_row(figure: str, kyso: float, baseline_name: str, baseline: float) -
 
 def relay_rows(base: dict[str, str], work: Path, sample_pdf: bytes) -> list[Row]:
     """The figures, for ``base`` (the environment of the bench PKI, `kyso pki init` done)."""
-    from .__main__ import free_port
-
     started = time.perf_counter()
     packages = signed_packages(base, sample_pdf, PACKAGES)
     size = sum(map(len, packages)) / len(packages) / 1024
