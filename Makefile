@@ -49,10 +49,12 @@ lock: venv
 check-lock: venv
 	$(BIN)/python tools/check_lock.py pyproject.toml $(LOCK) $(BOOTSTRAP_LOCK)
 
+# lint-imports checks the layers and contracts of pyproject's [tool.importlinter].
 lint: venv check-lock
 	$(BIN)/ruff check $(CODE_DIRS) kyso tests tools
 	$(BIN)/ruff format --check $(CODE_DIRS) kyso tests tools
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 test: sysdeps venv lint
 	$(BIN)/pytest -q
@@ -61,4 +63,4 @@ bench: sysdeps venv
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
