@@ -1,4 +1,4 @@
-"""The lock: every requirement of pyproject pinned, inside its range, with hashes; checked offline."""
+"""The lock: every requirement of pyproject pinned, in its range, with hashes; checked offline."""
 
 from __future__ import annotations
 
