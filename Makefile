@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DATA ?= var
 HOST ?= 127.0.0.1
 PORT ?= 8080
-CODE_DIRS := signer certs exchange
+CODE_DIRS := signer certs exchange directory
 
 # The demo keeps its passphrase in a file under var/ (created with mode 0600 on first run).
 export KYSO_DATA := $(DATA)
@@ -49,10 +49,12 @@ lock: venv
 check-lock: venv
 	$(BIN)/python tools/check_lock.py pyproject.toml $(LOCK) $(BOOTSTRAP_LOCK)
 
+# lint-imports checks the layers and contracts of pyproject's [tool.importlinter].
 lint: venv check-lock
 	$(BIN)/ruff check $(CODE_DIRS) kyso tests tools
 	$(BIN)/ruff format --check $(CODE_DIRS) kyso tests tools
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo
 
 test: sysdeps venv lint
 	$(BIN)/pytest -q
@@ -61,4 +63,4 @@ bench: sysdeps venv
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DATA) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import rates, relay
+from .ports import free_port
 
 RESULTS = Path(__file__).parent / "results.md"
 KYSO = Path(sys.executable).parent / "kyso"
@@ -35,12 +35,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_pki(root: Path, base_url: str) -> tuple[Path, Path, dict[str, str]]:

@@ -172,7 +172,7 @@ def xml_rows(pki: BenchPki, package: bytes) -> list[Row]:
     from signer.checkcache import CertificateCheckCache
     from signer.policy import ValidationPolicy
     from signer.revcache import RevocationCache
-    from signer.xades import sign_xml, verify_xml
+    from signer.xml_signing import sign_xml, verify_xml
 
     key = open_key(f"p12:{pki.key_file}", pki.passphrase)
     bundle = load_pkcs12(pki.key_file, pki.passphrase)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import requests
 
+from .ports import free_port
 from .rates import Row, row
 
 KYSO = Path(sys.executable).parent / "kyso"
@@ -203,7 +204,7 @@ def signed_packages(base: dict[str, str], sample_pdf: bytes, count: int) -> list
     """``count`` packages from the province to Vinh, each with its own signed PDF."""
     from certs.keystore import open_key
     from exchange.client import build_package
-    from signer import edxml, xades
+    from signer import edxml, xml_signing
     from signer.pdf import PdfSignOptions, sign_stream
 
     seal = Path(base["KYSO_DATA"]) / "pki" / "keys" / f"seal-{SENDER}.p12"
@@ -227,7 +228,7 @@ def signed_packages(base: dict[str, str], sample_pdf: bytes, count: int) -> list
                 notation="QĐ-UBND",
                 signer_name="Nguyễn Văn An",
             )
-            packages.append(xades.sign_xml(unsigned, key))
+            packages.append(xml_signing.sign_xml(unsigned, key))
     return packages
 
 
@@ -288,8 +289,6 @@ def latency_row(figure: str, kyso: float, baseline_name: str, baseline: float) -
 
 def relay_rows(base: dict[str, str], work: Path, sample_pdf: bytes) -> list[Row]:
     """The figures, for ``base`` (the environment of the bench PKI, `kyso pki init` done)."""
-    from .__main__ import free_port
-
     started = time.perf_counter()
     packages = signed_packages(base, sample_pdf, PACKAGES)
     size = sum(map(len, packages)) / len(packages) / 1024

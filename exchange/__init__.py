@@ -1,1 +1,4 @@
-"""Kyso's exchange relay: the agency directory, packages, receipts and statuses."""
+"""Kyso's exchange relay: packages, receipts and statuses between the agencies of the directory.
+
+The agency side needs only :mod:`exchange.client` and :mod:`exchange.wire`; the rest is the relay.
+"""

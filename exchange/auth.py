@@ -7,10 +7,11 @@ Two ways, either is enough:
 
       Authorization: Kyso-HMAC-SHA256 Credential=ak_…, Timestamp=UNIX, Nonce=N, Signature=HEX
 
-  where the signature is HMAC-SHA256 with the secret over :func:`canonical_request` (method,
-  path, query, timestamp, nonce, SHA-256 of the body). The timestamp must be within five
-  minutes of the relay's clock and a nonce is accepted once per key (kept in the database,
-  so a restart does not reopen the window). The secret itself never travels. The database
+  where the signature is HMAC-SHA256 with the secret over
+  :func:`exchange.wire.canonical_request` (method, path, query, timestamp, nonce, SHA-256 of
+  the body; clients sign with :func:`exchange.wire.sign_request`). The timestamp must be
+  within five minutes of the relay's clock and a nonce is accepted once per key (kept in the
+  database, so a restart does not reopen the window). The secret itself never travels. The database
   keeps its SHA-256 and the secret sealed with AES-256-GCM under a key derived (scrypt) from
   the relay's passphrase: the relay must recover the secret to check an HMAC, and a copy of the
   database alone is not enough to forge requests.
@@ -45,13 +46,13 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from certs.clock import utcnow
 from certs.store import CertificateStore, serial_hex
+from directory import UnknownAgency
 
-from .directory import UnknownAgency
 from .errors import BadRequest, Forbidden, Refusal, Unauthenticated
 from .store import AgencyStore, credentials, nonces, utc
+from .wire import SCHEME, body_digest, canonical_request
 from .writegate import write_gate
 
-SCHEME = "Kyso-HMAC-SHA256"
 WINDOW = dt.timedelta(minutes=5)
 KEY_ID = re.compile(r"^ak_[0-9a-f]{16}$")
 NONCE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -96,35 +97,6 @@ class Credential:
     secret_sha256: str
     created_at: dt.datetime
     revoked_at: dt.datetime | None
-
-
-def body_digest(body: bytes) -> str:
-    return hashlib.sha256(body).hexdigest()
-
-
-def canonical_request(
-    method: str, path: str, query: str, timestamp: str, nonce: str, digest: str
-) -> bytes:
-    """What the request signature covers, one field a line."""
-    return "\n".join([SCHEME, method.upper(), path, query, timestamp, nonce, digest]).encode()
-
-
-def sign_request(
-    key_id: str,
-    secret: str,
-    method: str,
-    path: str,
-    query: str,
-    body: bytes,
-    timestamp: int | None = None,
-    nonce: str | None = None,
-) -> str:
-    """The ``Authorization`` header value for one request (used by clients and tests)."""
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
-    nonce = nonce or secrets.token_urlsafe(18)
-    message = canonical_request(method, path, query, stamp, nonce, body_digest(body))
-    signature = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-    return f"{SCHEME} Credential={key_id}, Timestamp={stamp}, Nonce={nonce}, Signature={signature}"
 
 
 def parse_authorization(value: str) -> dict[str, str]:

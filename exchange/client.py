@@ -1,6 +1,9 @@
 """A client of the relay for agency systems: the ``kyso send / inbox / status / trail`` commands
-and the tests use it. It signs every request (:func:`exchange.auth.sign_request`), builds and
+and the tests use it. It signs every request (:func:`exchange.wire.sign_request`), builds and
 signs packages and statuses, and checks what the relay sends back.
+
+It runs at the agency, not at the relay: it imports the wire format (:mod:`exchange.wire`) and
+never the relay's modules, its database or Flask (an import-linter contract says so).
 """
 
 from __future__ import annotations
@@ -20,14 +23,13 @@ from urllib.parse import urlsplit
 import requests
 
 from certs.keystore import SigningKey
-from signer import edxml, xades
+from signer import edxml, xml_signing
 from signer.errors import SignerError
 from signer.policy import ValidationPolicy
 from signer.report import Report
 
-from .auth import sign_request
 from .receipts import read_receipt
-from .relay import detach
+from .wire import detach, sign_request
 
 CODE_NAMES = {
     "arrived": "01",
@@ -316,7 +318,7 @@ def build_status(
 
 
 def sign(data: bytes, key: SigningKey) -> bytes:
-    return xades.sign_xml(data, key)
+    return xml_signing.sign_xml(data, key)
 
 
 # --- Checking what the relay returns -------------------------------------------------------------
@@ -338,7 +340,7 @@ def check_receipt(
 ) -> Check:
     """The receipt is signed by the relay and names this message and these bytes."""
     try:
-        report = xades.verify_xml(receipt_xml, policy, "receipt.xml")
+        report = xml_signing.verify_xml(receipt_xml, policy, "receipt.xml")
     except SignerError as exc:
         return Check("receipt", "", False, str(exc))
     if not report.passed or report.signed_content is None:
@@ -375,7 +377,7 @@ def verify_trail(
             checks.append(check)
             continue
         try:
-            report = xades.verify_xml(data, policy, "status.xml")
+            report = xml_signing.verify_xml(data, policy, "status.xml")
         except SignerError as exc:
             checks.append(Check(f"status {event['code']}", event["href"], False, str(exc)))
             continue

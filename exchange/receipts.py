@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from certs.keystore import SigningKey
 from certs.tsa import InProcessTimeStamper, TimeStampAuthority
-from signer import edxml, xades
+from signer import edxml, xml_signing
 
 RECEIPT_PREFIX = "Trục liên thông đã nhận gói tin (đã đến)."
 _FIELD = re.compile(r"(MessageId|PackageSHA256|ReceivedAt|Recipients)=([^;]+)")
@@ -70,7 +70,7 @@ class ReceiptSigner:
             description=description,
             staff=edxml.StaffInfo(department="Trục liên thông văn bản Kyso"),
         )
-        return xades.sign_xml(
+        return xml_signing.sign_xml(
             edxml.build_status(status),
             self.key,
             level="B-T",

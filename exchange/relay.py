@@ -15,7 +15,6 @@ own what the caller may see: another agency's messages do not exist for it (404)
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import io
@@ -27,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from lxml import etree
 
 from certs.clock import utcnow
 from certs.egress import (
@@ -39,7 +37,8 @@ from certs.egress import (
     system_resolver,
 )
 from certs.store import CertificateStore
-from signer import edxml, safexml, xades
+from directory import Agency, Directory, DirectoryError
+from signer import edxml, xml_signing
 from signer.errors import DocumentTooLarge, SignerError
 from signer.pdf_input import looks_like_pdf
 from signer.pdf_verify import verify_pdf
@@ -51,7 +50,6 @@ from .audit import AuditLog
 from .auth import Principal, Role
 from .blobs import BlobStore
 from .config import RelayConfig
-from .directory import Agency, Directory, DirectoryError
 from .errors import (
     BadRequest,
     CertificateRefused,
@@ -80,6 +78,7 @@ from .store import (
     StatusRecord,
 )
 from .trust import Trust
+from .wire import reassemble
 
 REVOKED_SUBINDICATIONS = frozenset(
     {SubIndication.REVOKED, SubIndication.REVOKED_NO_POE, SubIndication.REVOKED_CA_NO_POE}
@@ -113,61 +112,6 @@ class Verified:
     report: Report
     content: bytes
     signer_serial: str
-
-
-def _q(name: str) -> str:
-    return edxml.q(name)
-
-
-def reassemble(xml: bytes, parts: Sequence[bytes]) -> bytes:
-    """Put multipart attachments back into the package they were signed in.
-
-    A package sent as multipart keeps every ``Attachment`` element but leaves its
-    ``ContentTransferEncoded`` empty; each part is matched to the manifest entry whose
-    SHA-256 it has and its base64 (unwrapped, as Kyso signs it) goes back in place, so that
-    the signature is checked over exactly what was signed.
-    """
-    tree = safexml.parse(xml)
-    root = tree.getroot()
-    digests = {
-        (ref.findtext(_q("ContentId")) or ""): (ref.findtext(_q("Digest")) or "").strip().lower()
-        for ref in root.iterfind(
-            f"{_q('edXMLEnvelope')}/{_q('edXMLBody')}/{_q('edXMLManifest')}/{_q('Reference')}"
-        )
-    }
-    by_digest = {hashlib.sha256(part).hexdigest(): part for part in parts}
-    used: set[str] = set()
-    for attachment in root.iterfind(f"{_q('AttachmentEncoded')}/{_q('Attachment')}"):
-        encoded = attachment.find(_q("ContentTransferEncoded"))
-        if encoded is None or (encoded.text or "").strip():
-            continue
-        content_id = attachment.findtext(_q("ContentId")) or ""
-        digest = digests.get(content_id)
-        if digest is None or digest not in by_digest:
-            raise InvalidPackage(
-                f"attachment {content_id!r} is empty and no part has the SHA-256 its manifest lists"
-            )
-        encoded.text = base64.b64encode(by_digest[digest]).decode()
-        used.add(digest)
-    extra = sorted(set(by_digest) - used)
-    if extra:
-        raise InvalidPackage(f"part with SHA-256 {extra[0]} matches no empty attachment")
-    data: bytes = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
-    return data
-
-
-def detach(signed_package: bytes) -> tuple[bytes, list[bytes]]:
-    """The multipart form of a signed package: the XML with empty attachment contents, and
-    the attachments' bytes (what :func:`reassemble` puts back)."""
-    tree = safexml.parse(signed_package)
-    parts = []
-    for attachment in tree.getroot().iterfind(f"{_q('AttachmentEncoded')}/{_q('Attachment')}"):
-        encoded = attachment.find(_q("ContentTransferEncoded"))
-        if encoded is not None and (encoded.text or "").strip():
-            parts.append(base64.b64decode("".join(encoded.text.split())))
-            encoded.text = ""
-    data: bytes = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
-    return data, parts
 
 
 class Relay:
@@ -280,7 +224,7 @@ class Relay:
 
     def _verify(self, document: bytes, name: str, agency: str) -> Verified:
         try:
-            report = xades.verify_xml(document, self.trust.policy(), name)
+            report = xml_signing.verify_xml(document, self.trust.policy(), name)
         except DocumentTooLarge as exc:
             raise PackageTooLarge(str(exc)) from None
         except SignerError as exc:
@@ -986,7 +930,5 @@ __all__ = [
     "Accepted",
     "Relay",
     "agency_from_json",
-    "detach",
     "new_message_id",
-    "reassemble",
 ]

@@ -19,7 +19,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .directory import Agency, Directory, DirectoryError, UnknownAgency
+from directory import Agency, Directory, DirectoryError, UnknownAgency
+
 from .errors import RoutingDenied, UnknownRecipient
 
 ROUTING_ENV = "KYSO_ROUTING"

@@ -20,8 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from certs.clock import as_utc as utc
+from directory import Agency, Directory, UnknownAgency
 
-from .directory import Agency, Directory, UnknownAgency
 from .writegate import write_gate
 
 metadata = sa.MetaData()

@@ -14,6 +14,7 @@ from typing import Any
 import click
 from rich.markup import escape
 
+from certs.agencies import person_name, person_subject, seal_name, seal_subject
 from certs.keystore import generate_in_token, store_certificate_in_token
 from certs.layout import PkiLayout
 from certs.names import SubjectSpec
@@ -22,7 +23,7 @@ from certs.pki import parse_reason
 from certs.profiles import Profile
 from certs.services import PkiServices
 from certs.store import CertificateStore, parse_serial, serial_hex
-from exchange.directory import load_directory
+from directory import Officer, load_directory
 from exchange.store import AgencyStore
 
 from .cli_accounts import accounts as accounts_group
@@ -79,7 +80,7 @@ def pki_init(
     obj: Context, directory: Path | None, base_url: str, directory_file: Path | None
 ) -> None:
     """Create a complete demo PKI: CAs, TSA, OCSP, relay, agency seals and officers."""
-    from certs.demo import create_demo_pki
+    from .demo.pki import create_demo_pki
 
     target = directory or obj.settings.pki_dir
     agencies = load_directory(directory_file)
@@ -156,8 +157,6 @@ def issue_seal(
     obj: Context, directory: Path | None, agency: str, key_type: str, key_ref: str | None
 ) -> None:
     """Issue an agency's seal (organisation) certificate."""
-    from certs.demo import seal_name, seal_subject
-
     record = AgencyStore(obj.engine).get(agency)
     _issue(obj, directory, Profile.SEAL, seal_subject(record), seal_name(record), key_type, key_ref)
 
@@ -177,9 +176,6 @@ def issue_person(
     title: str,
 ) -> None:
     """Issue an officer's personal certificate."""
-    from certs.demo import person_name, person_subject
-    from exchange.directory import Officer
-
     record = AgencyStore(obj.engine).get(agency)
     officer = Officer(full_name, title, agency)
     subject = person_subject(officer, record)

@@ -16,7 +16,7 @@ from certs.errors import PKIError
 from certs.layout import PkiLayout
 from certs.pki import Pki
 from certs.store import CertificateStore
-from exchange.directory import DirectoryError, UnknownAgency
+from directory import DirectoryError, UnknownAgency
 from signer.errors import SignerError
 
 from .config import Settings

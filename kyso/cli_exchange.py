@@ -53,7 +53,7 @@ from exchange.errors import ExchangeError
 from exchange.service import open_authenticator
 from exchange.store import ExchangeStore
 from exchange.trust import trust_for_pki
-from signer import edxml, xades
+from signer import edxml, xml_signing
 from signer.policy import ValidationPolicy
 from signer.report import CertificateInfo
 
@@ -213,7 +213,7 @@ def send(
             reason=reason,
             response_for=references,
         )
-        signed = xades.sign_xml(unsigned, key)
+        signed = xml_signing.sign_xml(unsigned, key)
     sent = client.send(signed, idempotency_key, multipart)
     check = check_receipt(sent.receipt_xml, policy, sent.message_id, sent.package_sha256)
     if receipt:
@@ -307,7 +307,7 @@ def status(
     message = client.message(message_id)
     sender = organization(client.directory(), agency)
     with _key(obj, agency, key_ref) as key:
-        signed = xades.sign_xml(build_status(message, sender, code, reason, staff), key)
+        signed = xml_signing.sign_xml(build_status(message, sender, code, reason, staff), key)
     result = client.post_status(message_id, signed)
     console.print(
         f"status {result['code']} ({result['meaning']}) recorded as #{result['status_id']}, "

@@ -17,7 +17,7 @@ import click
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 
 from certs.keystore import SigningKey, open_key
-from signer import cades, safexml, xades
+from signer import cades, safexml, xml_signing
 from signer.errors import DocumentTooLarge, SigningFailed
 from signer.levels import Level
 from signer.report import CertificateInfo
@@ -105,7 +105,7 @@ def sign_xml(
     data = source.read_bytes()
     timestamper = _timestamper(obj, level, tsa_url)
     with _open(key_ref) as key:
-        signed = xades.sign_xml(data, key, level=level, timestamper=timestamper)
+        signed = xml_signing.sign_xml(data, key, level=level, timestamper=timestamper)
         _write(output, signed)
         _done("XAdES", source, output, level, key)
 

@@ -13,8 +13,8 @@ from werkzeug.exceptions import HTTPException
 
 from certs.errors import AlreadyRevoked, PKIError, UnknownCertificate
 from certs.services import UnknownCA
+from directory import DirectoryError, UnknownAgency
 from exchange import errors as exchange
-from exchange.directory import DirectoryError, UnknownAgency
 from signer.errors import (
     DocumentTooLarge,
     InvalidDocument,

@@ -328,7 +328,7 @@ class SigningService:
 
     def sign_xml(self, principal: Principal, key: str | None, data: bytes, level: Level) -> Signed:
         """Enveloped XAdES (B-B or B-T) over an XML document."""
-        from signer import xades
+        from signer import xml_signing
 
         if not data.strip():
             raise InvalidDocument("the XML document is empty")
@@ -337,7 +337,9 @@ class SigningService:
         identity = self.choose_key(principal, key)
         timestamper = self._timestamper(level)
         with self._open(principal, identity) as signing_key:
-            signed = xades.sign_xml(data, signing_key, level=level.value, timestamper=timestamper)
+            signed = xml_signing.sign_xml(
+                data, signing_key, level=level.value, timestamper=timestamper
+            )
             return self._signed(signed, signing_key, identity, level)
 
     def sign_cms(

@@ -20,7 +20,7 @@ import datetime as dt
 import functools
 import hashlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import IO
 
 from asn1crypto import cms, core, ocsp, pem
@@ -60,6 +60,7 @@ from pyhanko_certvalidator.path import ValidationPath
 from certs.aio import run_sync
 from certs.keystore import SigningKey, from_asn1, to_asn1
 
+from .checkcache import CertificateCheck
 from .errors import DocumentTooLarge, InvalidDocument, SigningFailed, UnsupportedFormat
 from .explain import with_explanation
 from .levels import BASIC_LEVELS, check_basic_level
@@ -141,16 +142,6 @@ def parse_certificate(der: bytes) -> x509.Certificate:
     except (ValueError, TypeError, UnsupportedAlgorithm, RecursionError) as exc:
         raise ValueError(f"malformed certificate ({exc})") from None
     return certificate
-
-
-@dataclass
-class CertificateCheck:
-    """The verdict on a signer's certificate: path to a trust root, revocation, usage."""
-
-    sub_indication: SubIndication | None
-    detail: str | None = None
-    chain: list[x509.Certificate] = field(default_factory=list)  # signer first
-    revocation: list[RevocationEvidence] = field(default_factory=list)
 
 
 def key_strength_problem(certificate: x509.Certificate) -> str | None:
@@ -646,7 +637,6 @@ def verify_cms(
 
 
 __all__ = [
-    "CertificateCheck",
     "TimestampCheck",
     "async_sign_cms",
     "async_verify_cms",

@@ -10,6 +10,10 @@ sources do not change (the relay makes one per CRL generation), and is consulted
 validating as of now. XAdES and CAdES signers are judged by
 :func:`signer.cades.check_signer_certificate`, PDF signers by pyHanko
 (:mod:`signer.pdf_verify`): each keeps its own verdicts.
+
+The verdict itself (:class:`CertificateCheck`) is defined here, below both the policy that
+holds a cache and the modules that judge certificates, so that none of them imports another
+in a circle.
 """
 
 from __future__ import annotations
@@ -18,19 +22,28 @@ import dataclasses
 import datetime as dt
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-if TYPE_CHECKING:
-    from .cades import CertificateCheck
+from .report import RevocationEvidence, SubIndication
 
 Clock = Callable[[], dt.datetime]
 CheckKey = tuple[str, bytes, tuple[bytes, ...]]
 
 DEFAULT_TTL = dt.timedelta(minutes=5)
 MAX_ENTRIES = 4096
+
+
+@dataclass
+class CertificateCheck:
+    """The verdict on a signer's certificate: path to a trust root, revocation, usage."""
+
+    sub_indication: SubIndication | None
+    detail: str | None = None
+    chain: list[x509.Certificate] = field(default_factory=list)  # signer first
+    revocation: list[RevocationEvidence] = field(default_factory=list)
 
 
 def _now() -> dt.datetime:

@@ -44,8 +44,7 @@ from pyhanko_certvalidator.errors import (
 from certs.aio import run_sync
 from certs.keystore import from_asn1
 
-from .cades import CertificateCheck
-from .checkcache import CertificateCheckCache, CheckKey
+from .checkcache import CertificateCheck, CertificateCheckCache, CheckKey
 from .errors import InvalidDocument
 from .explain import with_explanation
 from .levels import Level

@@ -40,7 +40,7 @@ def verify(path: Path, policy: ValidationPolicy, content: Path | None = None) ->
 
         return verify_pdf(path, policy)
     if kind == "XML":
-        from .xades import verify_xml
+        from .xml_signing import verify_xml
 
         return verify_xml(_read(path, MAX_XML_BYTES), policy, path.name)
     if content is None:

@@ -1,9 +1,9 @@
-"""XAdES enveloped signatures (ETSI EN 319 132) for XML: edXML packages, status messages, any XML.
+"""XAdES enveloped signatures (ETSI EN 319 132) for any XML, with a profile for its family.
 
 What Kyso signs (:func:`sign_xml`) is also the only shape it accepts (:func:`verify_xml`):
 
-* exactly one ``ds:Signature`` in the document, placed by :func:`signer.edxml.signature_parent`
-  (last in ``edXMLHeader`` for a package, last in the root otherwise);
+* exactly one ``ds:Signature`` in the document, appended to the element the profile names
+  (:meth:`XmlProfile.signature_parent`; the root for :data:`PLAIN_XML`);
 * ``ds:SignedInfo`` with exclusive C14N, RSA or ECDSA with SHA-256 (384/512 accepted), and
   exactly two references: the whole document (``URI=""`` with the enveloped-signature
   transform, then exclusive C14N) and the XAdES ``SignedProperties`` of this very signature
@@ -17,9 +17,11 @@ unsigned parts could sit next to signed ones), duplicate ``Id`` values, extra or
 references, external or XPointer URIs, SignedProperties that are not this signature's own,
 and comments inside signed text (C14N does not cover them, yet they change how the text
 reads) fail the signature; XSLT/XPath transforms and unknown algorithms are refused as
-unsupported input. edXML packages and status messages are validated against their schema
-first, so an injected extra header is refused before any signature processing. Canonical forms
-come from lxml (libxml2's C14N); ASN.1 from asn1crypto and pyHanko.
+unsupported input. The profile admits the document first (:meth:`XmlProfile.admit`: a
+schema, say, so that an injected extra header is refused before any signature processing) and
+may check the signed content after (a manifest's digests). This module knows no document
+family: edXML's profile sits above it, in :mod:`signer.xml_signing`, which is what callers use.
+Canonical forms come from lxml (libxml2's C14N); ASN.1 from asn1crypto and pyHanko.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from asn1crypto import tsp
 from asn1crypto import x509 as asn1_x509
@@ -52,7 +54,7 @@ from pyhanko.sign.timestamps import TimeStamper, TimestampRequestError
 from certs.aio import run_sync
 from certs.keystore import SigningKey
 
-from . import edxml, safexml
+from . import safexml
 from .cades import (
     VN_TZ,
     check_signer_certificate,
@@ -109,6 +111,38 @@ _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "sha384": hashes.SHA384,
     "sha512": hashes.SHA512,
 }
+
+ContentCheck = Callable[[Any], list[str]]
+"""Reads a parsed document and names each part whose bytes differ from a digest the document
+itself lists (a manifest's): each problem fails the signature with HASH_FAILURE."""
+
+
+class XmlProfile(Protocol):
+    """What a family of XML documents adds to plain XAdES."""
+
+    def admit(self, tree: Any) -> ContentCheck | None:
+        """Check the parsed document before any signature processing: raise
+        :class:`~signer.errors.InvalidDocument` to refuse it. Returns the check of its signed
+        content to run after the digests (None: nothing more to check)."""
+        ...
+
+    def signature_parent(self, root: Any) -> Any:
+        """The element :func:`sign_xml` appends the enveloped signature to."""
+        ...
+
+
+class _PlainXml:
+    """Any XML: admitted as it is, nothing checked in the content, the signature last in the
+    root."""
+
+    def admit(self, tree: Any) -> ContentCheck | None:
+        return None
+
+    def signature_parent(self, root: Any) -> Any:
+        return root
+
+
+PLAIN_XML: XmlProfile = _PlainXml()
 
 
 def ds(name: str) -> str:
@@ -616,11 +650,11 @@ def _find_signature(tree: Any, name: str) -> Any:
 
 
 async def async_verify_xml(
-    data: bytes, policy: ValidationPolicy, name: str = "document.xml"
+    data: bytes, policy: ValidationPolicy, name: str = "document.xml", *, profile: XmlProfile
 ) -> Report:
     """Verify the XAdES signature of ``data``; see :func:`verify_xml`."""
     tree = safexml.parse(data)
-    kind = edxml.validate(tree)
+    content_check = profile.admit(tree)
     signature = _find_signature(tree, name)
     report = SignatureReport(
         format="XAdES",
@@ -652,8 +686,8 @@ async def async_verify_xml(
         report.signer = CertificateInfo.of(certificate)
     if parts.signing_time and parts.signing_certificate:
         report.level = "B-B"
-    if kind is edxml.DocumentKind.PACKAGE:
-        _check_package(tree, content, findings)
+    if content_check is not None:
+        _check_content(tree, content, findings, content_check)
     if findings.sub is None:
         # The only bytes an application may read: exactly what the digest covered.
         document.signed_content = content
@@ -663,18 +697,20 @@ async def async_verify_xml(
     return document
 
 
-def _check_package(tree: Any, content: bytes, findings: _Findings) -> None:
-    """Name every attachment whose bytes differ from the SHA-256 in the manifest.
+def _check_content(
+    tree: Any, content: bytes, findings: _Findings, content_check: ContentCheck
+) -> None:
+    """Run the profile's check of the content; each problem is a HASH_FAILURE.
 
-    With an intact signature the manifest is the signed one; with a broken one, the
-    received manifest still tells which attachment no longer matches it.
+    With an intact signature the check reads the signed content (a manifest is then the signed
+    one); with a broken one, the document as received still tells what no longer matches.
     """
     intact = findings.sub is None
     # C14N output can be a little longer than its input (<a/> becomes <a></a>).
     limits = safexml.XmlLimits(max_bytes=2 * safexml.MAX_XML_BYTES)
     source = safexml.parse(content, limits) if intact else tree
-    for mismatch in edxml.check_attachments(source):
-        findings.add(SubIndication.HASH_FAILURE, str(mismatch))
+    for problem in content_check(source):
+        findings.add(SubIndication.HASH_FAILURE, problem)
 
 
 def _imprint(octets: bytes) -> Callable[[str], bytes]:
@@ -715,22 +751,24 @@ async def _check_time_and_trust(
         report.details.append(check.detail)
 
 
-def verify_xml(data: bytes, policy: ValidationPolicy, name: str = "document.xml") -> Report:
-    """Verify the one XAdES signature of an XML document.
+def verify_xml(
+    data: bytes, policy: ValidationPolicy, name: str = "document.xml", *, profile: XmlProfile
+) -> Report:
+    """Verify the one XAdES signature of an XML document of ``profile``'s family.
 
     ``data`` is parsed by :mod:`signer.safexml` (hostile XML raises :class:`HostileXml`),
-    edXML packages and status messages are validated against their schema
-    (:class:`InvalidDocument`), and a document without a signature, or with an algorithm
-    Kyso does not accept, raises too (exit code 2 in the CLI). Everything else is a verdict:
-    a :class:`Report` (format ``"XML"``) with one ``"XAdES"`` signature report.
+    then admitted by ``profile`` (which may raise :class:`InvalidDocument`), and a document
+    without a signature, or with an algorithm Kyso does not accept, raises too (exit code 2
+    in the CLI). Everything else is a verdict: a :class:`Report` (format ``"XML"``) with one
+    ``"XAdES"`` signature report.
 
     ``Report.signed_content`` holds the canonical bytes the signature really covers (the
     document without its signature for ``URI=""``), and only when the digests and the
     signature value verify: applications must read the document from there, never from
-    the bytes as received. For a package, every attachment is compared with the SHA-256
-    its manifest lists, and a changed one is named.
+    the bytes as received. The profile's content check names what differs from the digests
+    the document lists (a package's changed attachment).
     """
-    return run_sync(async_verify_xml(data, policy, name))
+    return run_sync(async_verify_xml(data, policy, name, profile=profile))
 
 
 # --- Signing -------------------------------------------------------------------------------
@@ -837,12 +875,13 @@ async def async_sign_xml(
     level: str = "B-B",
     timestamper: TimeStamper | None = None,
     signing_time: dt.datetime | None = None,
+    profile: XmlProfile,
 ) -> bytes:
     """Sign ``data`` with an enveloped XAdES signature; see :func:`sign_xml`."""
     check_basic_level(level, timestamper is not None, "XAdES")
     tree = safexml.parse(data)
     root = tree.getroot()
-    edxml.validate(tree)
+    profile.admit(tree)
     if next(root.iter(ds("Signature")), None) is not None:
         raise UnsupportedFormat("the document is already signed (Kyso adds one XML signature)")
     strength = key_strength_problem(key.certificate)
@@ -855,7 +894,7 @@ async def async_sign_xml(
     document_digest = hashlib.sha256(EXCLUSIVE.apply(tree)).digest()
     moment = signing_time or dt.datetime.now(VN_TZ).replace(microsecond=0)
     signature, content_digest, properties_digest, value, qualifying = _skeleton(
-        edxml.signature_parent(root), key, method, moment
+        profile.signature_parent(root), key, method, moment
     )
     content_digest.text = _b64text(document_digest)
     signed_properties = qualifying.find(xades("SignedProperties"))
@@ -904,19 +943,35 @@ def sign_xml(
     level: str = "B-B",
     timestamper: TimeStamper | None = None,
     signing_time: dt.datetime | None = None,
+    profile: XmlProfile,
 ) -> bytes:
     """Sign an XML document (UTF-8 bytes out) with an enveloped XAdES signature.
 
-    ``data`` is parsed by :mod:`signer.safexml`; edXML packages and status messages must be
-    valid against their schema. Comments inside the root element are removed first (C14N
-    does not sign them). ``level`` is ``"B-B"`` or ``"B-T"``; B-T asks ``timestamper`` for
+    ``data`` is parsed by :mod:`signer.safexml` and must be admitted by ``profile``, which
+    also says where the signature goes. Comments inside the root element are removed first
+    (C14N does not sign them). ``level`` is ``"B-B"`` or ``"B-T"``; B-T asks ``timestamper`` for
     a SignatureTimeStamp. The signature value is verified with the certificate's public key
     before anything is returned: a token that signed other bytes, or holds another key than
     its certificate names, raises :class:`SigningFailed`.
     """
     return run_sync(
-        async_sign_xml(data, key, level=level, timestamper=timestamper, signing_time=signing_time)
+        async_sign_xml(
+            data,
+            key,
+            level=level,
+            timestamper=timestamper,
+            signing_time=signing_time,
+            profile=profile,
+        )
     )
 
 
-__all__ = ["async_sign_xml", "async_verify_xml", "sign_xml", "verify_xml"]
+__all__ = [
+    "PLAIN_XML",
+    "ContentCheck",
+    "XmlProfile",
+    "async_sign_xml",
+    "async_verify_xml",
+    "sign_xml",
+    "verify_xml",
+]

@@ -29,7 +29,7 @@ from exchange.client import (
 )
 from exchange.trust import trust_for_pki
 from kyso.db import copy_pki_and_directory, make_engine
-from signer import edxml, xades
+from signer import edxml, xml_signing
 from signer.policy import ValidationPolicy
 
 from .conftest import PASSPHRASE, KysoEnv, free_port, start_server
@@ -198,7 +198,7 @@ def signed_package(
     env: ExchangeEnv, sender: str, recipients: list[str], key_of: str | None = None, **kwargs: Any
 ) -> bytes:
     with env.key(key_of or sender) as key:
-        return xades.sign_xml(package_bytes(env, sender, recipients, **kwargs), key)
+        return xml_signing.sign_xml(package_bytes(env, sender, recipients, **kwargs), key)
 
 
 def signed_status(
@@ -215,7 +215,7 @@ def signed_status(
     about = message or client.message(message_id)
     sender = edxml.Organization(agency, f"Cơ quan {agency}")
     with env.key(key_of or agency) as key:
-        return xades.sign_xml(build_status(about, sender, code, description), key)
+        return xml_signing.sign_xml(build_status(about, sender, code, description), key)
 
 
 def count_rows(env: ExchangeEnv, table: str, where: str = "") -> int:

@@ -8,8 +8,7 @@ from pathlib import Path
 from cryptography import x509
 
 from certs.truststore import load_certificates
-from signer.cades import CertificateCheck
-from signer.checkcache import CertificateCheckCache
+from signer.checkcache import CertificateCheck, CertificateCheckCache
 from signer.pdf_verify import verify_pdf
 from signer.policy import ValidationPolicy
 from signer.report import SubIndication

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exchange.directory import (
+from directory import (
     Agency,
     Directory,
     DirectoryError,
@@ -88,7 +88,7 @@ def test_demo_directory_matches_its_json_schema() -> None:
 
     schema = json.loads((Path(__file__).parents[1] / "schemas/directory.schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
-    data = json.loads(resources.files("exchange.data").joinpath("nghe_an.json").read_text("utf-8"))
+    data = json.loads(resources.files("directory.data").joinpath("nghe_an.json").read_text("utf-8"))
     jsonschema.validate(data, schema)
     data["agencies"][0]["code"] = "H41"
     with pytest.raises(jsonschema.ValidationError):

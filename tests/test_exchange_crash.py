@@ -23,7 +23,7 @@ import requests
 import sqlalchemy as sa
 
 from exchange.client import RelayError, Sent, check_receipt
-from signer import edxml, xades
+from signer import edxml, xml_signing
 
 from .conftest import KysoEnv, start_server
 from .exchangetools import (
@@ -73,7 +73,7 @@ def _packages(env: ExchangeEnv) -> list[Outgoing]:
                 unsigned = package_bytes(
                     env, sender, list(recipients), [attachment], number=f"{n + 1}"
                 )
-                body = xades.sign_xml(unsigned, key)
+                body = xml_signing.sign_xml(unsigned, key)
                 found.append(Outgoing(sender, recipients, str(uuid.uuid4()), body))
     return found
 

@@ -30,7 +30,7 @@ import pytest
 
 from certs.keystore import open_key
 from exchange.client import RelayClient
-from signer import edxml, xades
+from signer import edxml, xml_signing
 
 from .conftest import PASSPHRASE, KysoEnv, start_server
 from .exchangetools import (
@@ -96,7 +96,7 @@ class Packages:
                 None, sender, [ROUTES[sender]], [attachment], number=str(self.count)
             )
             made.append(
-                Outgoing(sender, ROUTES[sender], xades.sign_xml(unsigned, self.keys[sender]))
+                Outgoing(sender, ROUTES[sender], xml_signing.sign_xml(unsigned, self.keys[sender]))
             )
         return made
 

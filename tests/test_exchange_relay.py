@@ -25,12 +25,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from exchange.auth import sign_request
 from exchange.client import RelayClient, RelayError, check_receipt, response_for, verify_trail
 from exchange.delivery import push_signature
 from exchange.receipts import read_receipt
+from exchange.wire import sign_request
 from kyso.samples import decision_pdf
-from signer import edxml, xades
+from signer import edxml, xml_signing
 from signer.pdf import PdfSignOptions, sign_stream
 
 from .conftest import KysoEnv, free_port, xmlsec1_verify
@@ -130,7 +130,7 @@ def test_commune_district_province_round_trip(relay: Relay, tmp_path: Path) -> N
     [item] = [i for i in drain(district) if i["message_id"] == sent.message_id]
     assert (item["kind"], item["from"]) == ("message", HUNG_DUNG)
     package = district.package(sent.message_id)
-    verified = xades.verify_xml(package, env.policy(), "package.xml")
+    verified = xml_signing.verify_xml(package, env.policy(), "package.xml")
     assert verified.passed and verified.signatures[0].signer.agency_code == HUNG_DUNG
     for code in ("01", "03"):
         district.post_status(
@@ -267,11 +267,11 @@ def test_attachments_as_multipart_parts_matched_by_digest(relay: Relay) -> None:
     for attachment, listed in zip(parts, view["attachments"], strict=True):
         assert client.download(listed["href"]) == attachment.data
     rebuilt = env.client(PROVINCE).package(sent.message_id)  # the recipient gets it inline
-    assert xades.verify_xml(rebuilt, env.policy(), "package.xml").passed
+    assert xml_signing.verify_xml(rebuilt, env.policy(), "package.xml").passed
 
     # A part that matches no manifest digest is refused.
     other = signed_package(env, VINH, [PROVINCE], attachments=parts)
-    from exchange.relay import detach
+    from exchange.wire import detach
 
     xml, found = detach(other)
     files = [("package", ("package.xml", xml, "application/xml"))]

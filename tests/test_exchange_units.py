@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from directory import Agency, Directory, DirectoryError, load_directory
 from exchange import lifecycle
 from exchange.audit import AuditLog, checkpoint_imprint, row_hash, verify_chain
-from exchange.auth import Authenticator, Role, sign_request
+from exchange.auth import Authenticator, Role
 from exchange.blobs import BlobMissing, BlobStore
 from exchange.delivery import backoff
-from exchange.directory import Agency, Directory, DirectoryError, load_directory
 from exchange.errors import (
     Forbidden,
     InvalidTransition,
@@ -28,6 +28,7 @@ from exchange.errors import (
 )
 from exchange.routing import load_rules, rules_from_json
 from exchange.store import AgencyStore, ExchangeStore
+from exchange.wire import sign_request
 from kyso.db import make_engine, upgrade
 
 PROVINCE, DEPT, VINH, NGHI_LOC = "000.00.00.H41", "000.00.02.H41", "000.00.21.H41", "000.00.22.H41"

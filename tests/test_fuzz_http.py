@@ -24,7 +24,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from kyso.samples import decision_pdf
-from signer import cades, xades
+from signer import cades, xml_signing
 
 from .conftest import Demo, KysoEnv
 from .fuzztools import (
@@ -120,7 +120,7 @@ def documents(demo: Demo, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     signed = folder / "signed.pdf"
     sign_with(env, decision_pdf(folder / "qd.pdf").path, signed, "person-nguyen-van-an")
     with demo_key(env, SEAL) as key:
-        xml = xades.sign_xml(b'<Doc xmlns="urn:kyso:test"><So>15</So></Doc>', key)
+        xml = xml_signing.sign_xml(b'<Doc xmlns="urn:kyso:test"><So>15</So></Doc>', key)
         signature = cades.sign_cms(ATTACHMENT, key)
     return {"pdf": signed.read_bytes(), "xml": xml, "cms": signature}
 

@@ -17,7 +17,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 from exchange.client import RelayClient
-from exchange.relay import detach
+from exchange.wire import detach
 
 from .conftest import KysoEnv
 from .exchangetools import (

@@ -32,7 +32,7 @@ from pyhanko.sign.fields import enumerate_sig_fields
 from pyhanko.sign.timestamps import HTTPTimeStamper
 
 from certs.truststore import load_certificates
-from signer import cades, edxml, xades
+from signer import cades, edxml, xades, xml_signing
 from signer.errors import InvalidDocument, SignerError
 from signer.levels import Level
 from signer.pdf_verify import verify_pdf
@@ -82,8 +82,8 @@ def samples(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Samples
     sign_with(env, streams, objstm, "seal-000.00.00.H41", Level.B_LT)
     timestamper = HTTPTimeStamper(f"{env.url}/pki/tsa")
     with demo_key(env, SEAL) as key:
-        xml = xades.sign_xml(PLAIN_XML, key, level="B-T", timestamper=timestamper)
-        package = xades.sign_xml(edxml.build_package(sample_package()), key)
+        xml = xml_signing.sign_xml(PLAIN_XML, key, level="B-T", timestamper=timestamper)
+        package = xml_signing.sign_xml(edxml.build_package(sample_package()), key)
         signature = cades.sign_cms(ATTACHMENT, key, level="B-T", timestamper=timestamper)
     roots = tuple(load_certificates(env.root))
     found = Samples(
@@ -98,7 +98,7 @@ def samples(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Samples
     for data in (found.pdf_lta, found.pdf_objstm):
         assert verify_pdf(io.BytesIO(data), found.offline).passed
     for data in (found.xml, found.package):
-        assert xades.verify_xml(data, found.online).passed
+        assert xml_signing.verify_xml(data, found.online).passed
     assert cades.verify_cms(found.cms, ATTACHMENT, found.online).passed
     return found
 
@@ -193,14 +193,14 @@ def test_fuzz_verify_pdf_object_streams(samples: Samples, scratch: Path, data: s
 
 @pytest.fixture(scope="module")
 def xml_baseline(samples: Samples) -> Report:
-    return xades.verify_xml(samples.xml, samples.online)
+    return xml_signing.verify_xml(samples.xml, samples.online)
 
 
 @given(data=st.data())
 @fuzz_settings(500)
 def test_fuzz_verify_xml_bytes(samples: Samples, xml_baseline: Report, data: st.DataObject):
     mutated = data.draw(mutations(samples.xml, XML_TOKENS))
-    check_xml(xml_baseline, outcome_of(xades.verify_xml, mutated, samples.online, "fuzz.xml"))
+    check_xml(xml_baseline, outcome_of(xml_signing.verify_xml, mutated, samples.online, "fuzz.xml"))
 
 
 XML_VALUES = (
@@ -245,18 +245,18 @@ def test_fuzz_verify_xml_tree(samples: Samples, xml_baseline: Report, data: st.D
         mutated = data.draw(tree_mutations(samples.xml))
     except ValueError:  # lxml refused the edit (an element into its own subtree)
         return
-    check_xml(xml_baseline, outcome_of(xades.verify_xml, mutated, samples.online, "fuzz.xml"))
+    check_xml(xml_baseline, outcome_of(xml_signing.verify_xml, mutated, samples.online, "fuzz.xml"))
 
 
 @given(data=st.data())
 @fuzz_settings(150)
 def test_fuzz_verify_edxml_package(samples: Samples, data: st.DataObject) -> None:
-    baseline = xades.verify_xml(samples.package, samples.online)
+    baseline = xml_signing.verify_xml(samples.package, samples.online)
     try:
         mutated = data.draw(tree_mutations(samples.package))
     except ValueError:
         return
-    check_xml(baseline, outcome_of(xades.verify_xml, mutated, samples.online, "package.xml"))
+    check_xml(baseline, outcome_of(xml_signing.verify_xml, mutated, samples.online, "package.xml"))
 
 
 @given(data=st.data())
@@ -293,7 +293,7 @@ def test_fuzz_the_one_entry_point(samples: Samples, scratch: Path, data: st.Data
         check_cms(original, mutated, ATTACHMENT, outcome)
     elif isinstance(outcome, Report) and outcome.passed:
         assert outcome.format == "XML"
-        assert outcome.signed_content == xades.verify_xml(original, policy).signed_content
+        assert outcome.signed_content == xml_signing.verify_xml(original, policy).signed_content
 
 
 # --- Regressions: inputs that crashed verification before ----------------------------------
@@ -474,7 +474,7 @@ def test_xades_intermediate_certificate_with_a_bad_name_is_a_format_failure(samp
     der = base64.b64decode(certificates[1].text)
     at = der.find("Nghệ".encode())
     certificates[1].text = base64.b64encode(der[:at] + b"\xff" + der[at + 1 :]).decode()
-    report = xades.verify_xml(etree.tostring(tree), samples.online)
+    report = xml_signing.verify_xml(etree.tostring(tree), samples.online)
     [signature] = report.signatures
     assert signature.sub_indication is SubIndication.FORMAT_FAILURE
     assert "does not hold a certificate" in signature.details[0]
@@ -486,4 +486,4 @@ def test_xml_with_a_relative_namespace_uri_is_invalid(samples: Samples, namespac
     broken = samples.xml.replace(b'xmlns="urn:kyso:test"', b'xmlns="' + namespace + b'"', 1)
     assert broken != samples.xml
     with pytest.raises(InvalidDocument, match="cannot be canonicalized"):
-        xades.verify_xml(broken, samples.online)
+        xml_signing.verify_xml(broken, samples.online)

@@ -12,8 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from certs.store import CertificateStore
-from exchange.auth import Authenticator, Role, sign_request
+from exchange.auth import Authenticator, Role
 from exchange.store import ExchangeStore
+from exchange.wire import sign_request
 from exchange.writegate import write_gate
 from kyso.db import make_engine, upgrade
 

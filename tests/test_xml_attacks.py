@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from lxml import etree
 
 from certs.keyfile import load_pkcs12
-from signer import edxml, safexml, xades
+from signer import edxml, safexml, xml_signing
 from signer.errors import DocumentTooLarge, HostileXml, InvalidDocument, UnsupportedFormat
 from signer.report import Indication, SubIndication
 
@@ -42,14 +42,14 @@ EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 def signed_package(kyso_env: KysoEnv) -> bytes:
     """A package signed by the province's seal; offline, its verdict is TRY_LATER (intact)."""
     signed = sign(kyso_env, edxml.build_package(sample_package()))
-    [baseline] = xades.verify_xml(signed, policy(kyso_env, offline=True)).signatures
+    [baseline] = xml_signing.verify_xml(signed, policy(kyso_env, offline=True)).signatures
     assert baseline.sub_indication is SubIndication.TRY_LATER, baseline.details
     return signed
 
 
 def verdict(env: KysoEnv, data: bytes):
     with bounded("XML verification"):  # the time and memory bounds of every attack
-        report = xades.verify_xml(data, policy(env, offline=True))
+        report = xml_signing.verify_xml(data, policy(env, offline=True))
     [signature] = report.signatures
     return report, signature
 
@@ -168,7 +168,7 @@ def test_signed_package_wrapped_inside_the_signature_is_refused(
     # A whole package inside the signature is still schema-checked (lax content): two
     # packages' attachments collide before any signature processing.
     with pytest.raises(InvalidDocument, match="not a valid edXML package"):
-        xades.verify_xml(serialize(forged), policy(kyso_env, offline=True))
+        xml_signing.verify_xml(serialize(forged), policy(kyso_env, offline=True))
 
 
 @pytest.mark.parametrize(
@@ -217,7 +217,7 @@ def test_extra_unsigned_header_next_to_the_signed_one_is_refused(
     header.addprevious(forged)
     # The schema allows one MessageHeader: refused before any signature processing.
     with pytest.raises(InvalidDocument, match="not a valid edXML package"):
-        xades.verify_xml(serialize(tree), policy(kyso_env, offline=True))
+        xml_signing.verify_xml(serialize(tree), policy(kyso_env, offline=True))
 
 
 def test_extra_trace_header_allowed_by_the_schema_breaks_the_digest(
@@ -237,7 +237,7 @@ def test_extra_unsigned_element_in_a_status_message_is_refused(kyso_env: KysoEnv
     )
     assert injected != signed
     with pytest.raises(InvalidDocument, match="not a valid status message"):
-        xades.verify_xml(injected, policy(kyso_env, offline=True))
+        xml_signing.verify_xml(injected, policy(kyso_env, offline=True))
 
 
 def test_comment_inserted_into_signed_text_fails(
@@ -305,7 +305,7 @@ def test_xslt_and_xpath_transforms_are_refused(kyso_env: KysoEnv, signed_package
         transform = tree.getroot().find(f".//{DS}Transform")
         transform.set("Algorithm", algorithm)
         with pytest.raises(UnsupportedFormat, match="unsupported transform"):
-            xades.verify_xml(serialize(tree), policy(kyso_env, offline=True))
+            xml_signing.verify_xml(serialize(tree), policy(kyso_env, offline=True))
 
 
 def test_a_second_signature_is_refused(kyso_env: KysoEnv, signed_package: bytes) -> None:
@@ -313,7 +313,7 @@ def test_a_second_signature_is_refused(kyso_env: KysoEnv, signed_package: bytes)
     signature = tree.getroot().find(f".//{DS}Signature")
     signature.append(copy.deepcopy(signature))
     with pytest.raises(UnsupportedFormat, match="2 XML signatures"):
-        xades.verify_xml(serialize(tree), policy(kyso_env, offline=True))
+        xml_signing.verify_xml(serialize(tree), policy(kyso_env, offline=True))
 
 
 # --- Hostile XML ---------------------------------------------------------------------------
@@ -414,7 +414,7 @@ def test_hostile_xml_is_refused_with_its_reason_and_no_connection(
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
     data, error, reason = hostile(url)[case]
     with pytest.raises(error, match=reason), bounded(case):
-        xades.verify_xml(data, policy(kyso_env))
+        xml_signing.verify_xml(data, policy(kyso_env))
     with pytest.raises(error, match=reason):
         edxml.parse_package(data)
     assert attempts(listener) == 0

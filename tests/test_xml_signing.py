@@ -17,7 +17,7 @@ from pyhanko.sign.timestamps import HTTPTimeStamper
 
 from certs.keystore import SigningKey, open_key
 from certs.truststore import load_certificates
-from signer import edxml, safexml, xades
+from signer import edxml, safexml, xml_signing
 from signer.errors import InvalidDocument, SigningFailed, UnsupportedFormat
 from signer.policy import ValidationPolicy
 from signer.report import Indication, Report, SubIndication
@@ -90,7 +90,7 @@ def demo_key(env: KysoEnv, name: str = SEAL) -> SigningKey:
 def sign(env: KysoEnv, data: bytes, name: str = SEAL, level: str = "B-B") -> bytes:
     timestamper = HTTPTimeStamper(f"{env.url}/pki/tsa") if level == "B-T" else None
     with demo_key(env, name) as key:
-        return xades.sign_xml(data, key, level=level, timestamper=timestamper)
+        return xml_signing.sign_xml(data, key, level=level, timestamper=timestamper)
 
 
 def policy(env: KysoEnv, offline: bool = False, **kwargs) -> ValidationPolicy:
@@ -98,7 +98,7 @@ def policy(env: KysoEnv, offline: bool = False, **kwargs) -> ValidationPolicy:
 
 
 def verify(env: KysoEnv, data: bytes, offline: bool = False, **kwargs) -> Report:
-    return xades.verify_xml(data, policy(env, offline, **kwargs), "package.xml")
+    return xml_signing.verify_xml(data, policy(env, offline, **kwargs), "package.xml")
 
 
 # --- Interop and verdicts ----------------------------------------------------------------------
@@ -265,7 +265,7 @@ def test_untrusted_root_is_indeterminate_no_chain(server: Server, tmp_path: Path
         capture_output=True,
     )  # fmt: skip
     other = ValidationPolicy(tuple(load_certificates(stranger)))
-    [signature] = xades.verify_xml(signed, other).signatures
+    [signature] = xml_signing.verify_xml(signed, other).signatures
     assert signature.indication is Indication.INDETERMINATE
     assert signature.sub_indication is SubIndication.NO_CERTIFICATE_CHAIN_FOUND
 
@@ -332,15 +332,15 @@ def test_dates_in_both_orders_are_read_and_emitted_as_yyyy_mm_dd() -> None:
 def test_signing_refuses_bad_input(kyso_env: KysoEnv) -> None:
     with demo_key(kyso_env) as key:
         with pytest.raises(InvalidDocument, match="not well-formed XML"):
-            xades.sign_xml(b"%PDF-1.7 not xml", key)
+            xml_signing.sign_xml(b"%PDF-1.7 not xml", key)
         invalid = edxml.build_package(sample_package()).replace(b"edXML:Subject", b"edXML:Title")
         with pytest.raises(InvalidDocument, match="not a valid edXML package: line"):
-            xades.sign_xml(invalid, key)
-        signed = xades.sign_xml(edxml.build_package(sample_package()), key)
+            xml_signing.sign_xml(invalid, key)
+        signed = xml_signing.sign_xml(edxml.build_package(sample_package()), key)
         with pytest.raises(UnsupportedFormat, match="already signed"):
-            xades.sign_xml(signed, key)
+            xml_signing.sign_xml(signed, key)
         with pytest.raises(SigningFailed, match="needs a timestamp authority"):
-            xades.sign_xml(b"<a/>", key, level="B-T")
+            xml_signing.sign_xml(b"<a/>", key, level="B-T")
 
 
 def test_a_key_that_is_not_its_certificates_key_refuses_to_sign(kyso_env: KysoEnv) -> None:
@@ -348,13 +348,13 @@ def test_a_key_that_is_not_its_certificates_key_refuses_to_sign(kyso_env: KysoEn
     with demo_key(kyso_env) as key, demo_key(kyso_env, PERSON) as other:
         mismatched = dataclasses.replace(key, certificate=other.certificate, chain=other.chain)
         with pytest.raises(SigningFailed, match="does not verify with its certificate"):
-            xades.sign_xml(b"<a>b</a>", mismatched)
+            xml_signing.sign_xml(b"<a>b</a>", mismatched)
 
 
 def test_tsa_down_is_a_clear_signing_error(kyso_env: KysoEnv) -> None:
     dead = HTTPTimeStamper("http://127.0.0.1:9/pki/tsa", timeout=2)
     with demo_key(kyso_env) as key, pytest.raises(SigningFailed, match="timestamp authority"):
-        xades.sign_xml(b"<a>b</a>", key, level="B-T", timestamper=dead)
+        xml_signing.sign_xml(b"<a>b</a>", key, level="B-T", timestamper=dead)
 
 
 def test_any_xml_document_can_be_signed(server: Server, tmp_path: Path) -> None:

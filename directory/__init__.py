@@ -2,6 +2,9 @@
 
 Agencies form a tree of any depth (province → department/district → commune today; other
 shapes after the 2025 reform). The parent link is data: it is never derived from the code.
+
+This is the floor of Kyso's layers: ``certs`` (seals and officers' certificates) and
+``exchange`` (routing, the relay) both read it, and it imports nothing of Kyso.
 """
 
 from __future__ import annotations
@@ -124,7 +127,7 @@ class Directory:
 
 
 def directory_from_json(data: dict[str, Any]) -> Directory:
-    """Build a directory from its JSON form (see ``exchange/data/nghe_an.json``)."""
+    """Build a directory from its JSON form (see ``directory/data/nghe_an.json``)."""
     try:
         province = data.get("province", "")
         agencies = tuple(
@@ -151,7 +154,7 @@ def directory_from_json(data: dict[str, Any]) -> Directory:
 def load_directory(path: Path | None = None) -> Directory:
     """Read a directory file; without ``path``, the demo directory shipped with Kyso."""
     if path is None:
-        text = resources.files("exchange.data").joinpath(DEMO_DIRECTORY).read_text("utf-8")
+        text = resources.files("directory.data").joinpath(DEMO_DIRECTORY).read_text("utf-8")
     else:
         text = path.read_text(encoding="utf-8")
     try:

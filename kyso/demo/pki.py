@@ -6,14 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from exchange.directory import Agency, Directory, Officer
+from certs.agencies import person_name, person_subject, seal_name, seal_subject
+from certs.names import SubjectSpec
+from certs.pki import Issued, Pki
+from certs.profiles import Profile
+from certs.store import CertificateStore
+from directory import Directory
 
 from .artwork import draw_seal, draw_signature
-from .layout import slug
-from .names import SubjectSpec
-from .pki import Issued, Pki
-from .profiles import Profile
-from .store import CertificateStore
 
 Progress = Callable[[str], None]
 
@@ -25,33 +25,6 @@ class DemoIdentity:
     label: str
     issued: Issued
     image: Path
-
-
-def seal_subject(agency: Agency) -> SubjectSpec:
-    return SubjectSpec(
-        common_name=agency.name,
-        organization=agency.name,
-        province=agency.province,
-        agency_code=agency.code,
-    )
-
-
-def person_subject(officer: Officer, agency: Agency) -> SubjectSpec:
-    return SubjectSpec(
-        common_name=officer.name,
-        organization=agency.name,
-        title=officer.title,
-        province=agency.province,
-        agency_code=agency.code,
-    )
-
-
-def seal_name(agency: Agency) -> str:
-    return f"seal-{agency.code}"
-
-
-def person_name(officer: Officer) -> str:
-    return f"person-{slug(officer.name)}"
 
 
 def create_demo_pki(
