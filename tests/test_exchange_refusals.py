@@ -14,10 +14,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from exchange.auth import sign_request
 from exchange.client import Credential
 from exchange.errors import Refusal, TooManyRefusals
 from exchange.refusals import RefusalLog, Refusals, client_key
+from exchange.wire import sign_request
 from kyso.app import create_app
 from kyso.config import Settings
 from kyso.tokens import RequestLimiter
