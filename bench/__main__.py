@@ -175,7 +175,7 @@ def main() -> None:
         "Extra memory is the peak RSS of the operation's process minus that of a process that",
         "only imports the same modules, divided by the file size. Third-party baselines run with",
         "pyHanko and asn1crypto as shipped (without Kyso's hex-string and X.509-name speed-ups),",
-        "but with asn1crypto's length check fixed (certs/asn1fix.py): a B-T signature would",
+        "but with asn1crypto's length check fixed (certs/patches.py): a B-T signature would",
         "otherwise take 10 s now and then, in pyHanko as shipped too. The relay and its bare",
         "Flask baseline are both served by one process per core (`kyso serve --workers`).",
         "",

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from flask import Flask, Response, current_app, jsonify
 
 from certs import http as pki_http
+from certs import patches
 from certs.layout import PkiLayout
 from certs.pki import Pki
 from certs.services import PkiServices
@@ -59,8 +60,13 @@ def services() -> Services:
 
 
 def create_app(settings: Settings, passphrase: bytes) -> Flask:
-    """Build the app: open the database (migrated), the PKI and its service keys."""
+    """Build the app: open the database (migrated), the PKI and its service keys.
+
+    Also installs the library patches (:mod:`certs.patches`): in each gunicorn worker too,
+    which builds its own app after the fork.
+    """
     quiet_third_party_warnings()
+    patches.install()
     from . import api, web, web_exchange
 
     engine = make_engine(settings.db_url)

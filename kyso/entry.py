@@ -28,6 +28,10 @@ def quiet_third_party_warnings() -> None:
 
 def main() -> None:
     quiet_third_party_warnings()
+    from certs import patches
+
     from .cli import main as cli
+
+    patches.install()
 
     cli()
