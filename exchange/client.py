@@ -28,25 +28,8 @@ from signer.report import Report
 from .auth import sign_request
 from .receipts import read_receipt
 from .relay import detach
+from .status_names import CODE_NAMES
 
-CODE_NAMES = {
-    "arrived": "01",
-    "refused": "02",
-    "refuse": "02",
-    "accepted": "03",
-    "registered": "03",
-    "assigned": "04",
-    "in-progress": "05",
-    "processing": "05",
-    "done": "06",
-    "completed": "06",
-    "recall": "13",
-    "recalled": "13",
-    "agree": "15",
-    "agreed": "15",
-    "deny": "16",
-    "denied": "16",
-}
 MULTIPART_ABOVE = 4 * 1024 * 1024
 
 

@@ -1,4 +1,4 @@
-"""The `kyso` console script: quiet other libraries' warnings, then run the CLI.
+"""The `kyso` console script: quiet other libraries' warnings, patch them, then run the CLI.
 
 The filters are installed here, before the CLI module imports pyHanko and the server, because
 several libraries warn while they are being imported (cryptography's "DSA is deprecated" when
@@ -26,12 +26,17 @@ def quiet_third_party_warnings() -> None:
         warnings.filterwarnings("ignore", category=category, module=_NOT_OURS)
 
 
-def main() -> None:
-    quiet_third_party_warnings()
+def install_library_patches() -> None:
+    """:func:`certs.patches.install`, imported only now: it loads asn1crypto and pyHanko."""
     from certs import patches
-
-    from .cli import main as cli
 
     patches.install()
 
+
+def main() -> None:
+    quiet_third_party_warnings()
+    from .cli import main as cli
+
+    # Before a command runs, not for `--help` or a usage error (see kyso.cli_common.KysoCommand).
+    cli.before_commands(install_library_patches)
     cli()
