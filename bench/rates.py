@@ -45,20 +45,10 @@ class BenchPki:
 def libraries_as_shipped() -> Iterator[None]:
     """Run a baseline without Kyso's process-wide speed-ups of pyHanko and asn1crypto (hex
     strings read a block at a time, X.509 names compared and hashed through a cache)."""
-    from asn1crypto import x509 as asn1_x509
-    from pyhanko.pdf_utils import generic
+    from certs import patches
 
-    from signer import names, pdf_input
-
-    saved = generic.read_hex_string_from_stream, asn1_x509.Name.__eq__
-    generic.read_hex_string_from_stream = pdf_input.pyhanko_read_hex_string
-    asn1_x509.Name.__eq__ = names.asn1crypto_names_equal  # type: ignore[method-assign]
-    asn1_x509.RDNSequence.hashable = names.asn1crypto_hashable
-    try:
+    with patches.removed(patches.HEX_STRINGS, patches.NAME_EQUALITY):
         yield
-    finally:
-        generic.read_hex_string_from_stream, asn1_x509.Name.__eq__ = saved  # type: ignore[method-assign]
-        asn1_x509.RDNSequence.hashable = names.fast_hashable
 
 
 def baseline_rate(operation: Callable[[], object]) -> float:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from flask import Flask, Response, current_app, jsonify
 
 from certs import http as pki_http
+from certs import patches
 from certs.clock import utcnow
 from certs.layout import PkiLayout
 from certs.pki import Pki
@@ -25,9 +26,9 @@ from . import problems
 from .accounts import AccountStore, Clock, LoginLimits
 from .config import Settings
 from .db import make_engine, upgrade
-from .entry import quiet_third_party_warnings
 from .identities import Identities
 from .openapi import load_openapi
+from .quiet import quiet_third_party_warnings
 from .secrets import flask_secret_key
 from .signing import KeyRing, SigningService
 from .tokens import RequestLimiter, TokenStore
@@ -62,9 +63,12 @@ def services() -> Services:
 def create_app(settings: Settings, passphrase: bytes, clock: Clock = utcnow) -> Flask:
     """Build the app: open the database (migrated), the PKI and its service keys.
 
-    ``clock`` is the time of the login limits (tests move it instead of sleeping).
+    ``clock`` is the time of the login limits (tests move it instead of sleeping). Also
+    installs the library patches (:mod:`certs.patches`): in each gunicorn worker too, which
+    builds its own app after the fork.
     """
     quiet_third_party_warnings()
+    patches.install()
     from . import api, web, web_exchange
 
     engine = make_engine(settings.db_url)

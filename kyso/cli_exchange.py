@@ -23,42 +23,27 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
 from certs.clock import utcnow
-from certs.keystore import SigningKey, open_key
 from certs.layout import PkiLayout
-from certs.pki import Pki
-from certs.store import CertificateStore
-from certs.truststore import load_certificates
 from exchange import audit as events
 from exchange.audit import AuditLog, verify_chain
 from exchange.auth import Authenticator, Role
-from exchange.client import (
-    CODE_NAMES,
-    Credential,
-    RelayClient,
-    RelayError,
-    attachment_for,
-    build_package,
-    build_status,
-    check_receipt,
-    organization,
-    response_for,
-    verify_trail,
-)
 from exchange.errors import ExchangeError
-from exchange.service import open_authenticator
+from exchange.status_names import CODE_NAMES
 from exchange.store import ExchangeStore
-from exchange.trust import trust_for_pki
-from signer import edxml, xml_signing
-from signer.policy import ValidationPolicy
-from signer.report import CertificateInfo
 
-from .cli_common import Context, KysoGroup, console, pass_context, print_rows
+from .cli_common import Context, KysoCommand, KysoGroup, console, pass_context, print_rows
 from .secrets import passphrase
+
+# The relay client and the signing stack are imported by the commands that use them.
+if TYPE_CHECKING:
+    from certs.keystore import SigningKey
+    from exchange.client import RelayClient
+    from signer.policy import ValidationPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
 URL_ENV = "KYSO_URL"
@@ -69,6 +54,8 @@ def exchange_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from exchange.client import RelayError
+
         try:
             return command(*args, **kwargs)
         except (RelayError, ExchangeError) as exc:
@@ -98,6 +85,8 @@ def _relay_url(obj: Context) -> str:
 
 
 def _client(obj: Context, agency: str, credentials: Path | None, url: str | None) -> RelayClient:
+    from exchange.client import Credential, RelayClient
+
     path = credentials or credential_path(obj, agency)
     if not path.is_file():
         raise click.UsageError(
@@ -110,6 +99,8 @@ def _client(obj: Context, agency: str, credentials: Path | None, url: str | None
 
 
 def _key(obj: Context, agency: str, reference: str | None) -> SigningKey:
+    from certs.keystore import open_key
+
     reference = reference or f"p12:{PkiLayout(obj.settings.pki_dir).key(f'seal-{agency}')}"
     secret = passphrase() if reference.startswith("p12:") else None
     return open_key(reference, secret)
@@ -117,6 +108,10 @@ def _key(obj: Context, agency: str, reference: str | None) -> SigningKey:
 
 def _policy(obj: Context, trust: Path | None) -> ValidationPolicy:
     """``--trust`` roots, checked online; else the local PKI's root and its current CRLs."""
+    from certs.truststore import load_certificates
+    from exchange.trust import trust_for_pki
+    from signer.policy import ValidationPolicy
+
     if trust is not None:
         return ValidationPolicy(tuple(load_certificates(trust)))
     if PkiLayout(obj.settings.pki_dir).exists():
@@ -142,7 +137,7 @@ def _client_options(f: F) -> F:
 # --- kyso send / inbox / status / trail -------------------------------------------------------
 
 
-@click.command("send")
+@click.command("send", cls=KysoCommand)
 @_client_options
 @click.option("--to", "to", required=True, help="Recipient codes, comma-separated.")
 @click.argument(
@@ -189,6 +184,16 @@ def send(
     trust: Path | None,
 ) -> None:
     """Build an edXML package from FILES, sign it with the agency's seal, send it."""
+    from exchange.client import (
+        attachment_for,
+        build_package,
+        check_receipt,
+        organization,
+        response_for,
+    )
+    from signer import edxml, xml_signing
+    from signer.report import CertificateInfo
+
     client = _client(obj, agency, credentials, url)
     directory = client.directory()
     recipients = [organization(directory, code.strip()) for code in to.split(",") if code.strip()]
@@ -225,7 +230,7 @@ def send(
         sys.exit(1)
 
 
-@click.command("inbox")
+@click.command("inbox", cls=KysoCommand)
 @_client_options
 @click.option("--after", default=0, show_default=True, help="Cursor: items after this id.")
 @click.option("--limit", default=100, show_default=True)
@@ -276,7 +281,7 @@ def inbox(
     console.print(f"next cursor: {page['next']}{' (acknowledged)' if ack and rows else ''}")
 
 
-@click.command("status")
+@click.command("status", cls=KysoCommand)
 @click.argument("message_id")
 @_client_options
 @click.option(
@@ -301,6 +306,9 @@ def status(
     key_ref: str | None,
 ) -> None:
     """Sign and send a status message about MESSAGE_ID."""
+    from exchange.client import build_status, organization
+    from signer import edxml, xml_signing
+
     if code not in CODE_NAMES and code not in {c.value for c in edxml.StatusCode}:
         raise click.BadParameter(f"unknown status {code!r}", param_hint="--code")
     client = _client(obj, agency, credentials, url)
@@ -315,7 +323,7 @@ def status(
     )
 
 
-@click.command("trail")
+@click.command("trail", cls=KysoCommand)
 @click.argument("message_id")
 @_client_options
 @click.option("--verify", is_flag=True, help="Download and verify every signed document.")
@@ -336,6 +344,8 @@ def trail(
     as_json: bool,
 ) -> None:
     """Show a message's signed lifecycle: the relay's receipt, then every status."""
+    from exchange.client import verify_trail
+
     client = _client(obj, agency, credentials, url)
     found = client.trail(message_id)
     if save:
@@ -370,6 +380,10 @@ def agency_group() -> None:
 
 
 def _authenticator(obj: Context) -> Authenticator:
+    from certs.pki import Pki
+    from certs.store import CertificateStore
+    from exchange.service import open_authenticator
+
     pki = Pki(PkiLayout(obj.settings.pki_dir), CertificateStore(obj.engine))
     return open_authenticator(obj.engine, pki, passphrase())
 
@@ -383,6 +397,8 @@ def issue_credential(
     authenticator: Authenticator | None = None,
 ) -> Path:
     """Create a credential, record it in the audit log, write its 0600 JSON file."""
+    from exchange.client import Credential
+
     record, secret = (authenticator or _authenticator(obj)).issue(role, agency, label)
     Credential(record.key_id, secret, role.value, agency, _relay_url(obj)).save(out)
     AuditLog(ExchangeStore(obj.engine)).record(
@@ -466,6 +482,8 @@ def audit_group() -> None:
 @pass_context
 def audit_verify(obj: Context, as_json: bool, no_timestamps: bool) -> None:
     """Recompute the hash chain and the checkpoints; exit 1 naming the first bad row."""
+    from exchange.trust import trust_for_pki
+
     log = AuditLog(ExchangeStore(obj.engine))
     checker = None if no_timestamps else trust_for_pki(obj.settings.pki_dir).check_token
     verdict = verify_chain(log, checker)
@@ -503,7 +521,9 @@ def audit_show(obj: Context, after: int, limit: int) -> None:
 @pass_context
 def audit_checkpoint(obj: Context) -> None:
     """Timestamp the head of the chain now (the server does it every minute)."""
+    from certs.pki import Pki
     from certs.services import PkiServices
+    from certs.store import CertificateStore
     from certs.tsa import stamp_digest
 
     pki = Pki(PkiLayout(obj.settings.pki_dir), CertificateStore(obj.engine))
@@ -557,7 +577,7 @@ def relay_retry(obj: Context, delivery_id: int) -> None:
 # --- the demo and other commands' audit events -------------------------------------------------
 
 
-@click.command("exchange")
+@click.command("exchange", cls=KysoCommand)
 @pass_context
 def demo_exchange(obj: Context) -> None:
     """Create a relay credential for every demo agency (if missing) under var/secrets/."""
@@ -588,6 +608,3 @@ def record_revocation(obj: Context, serial: str, common_name: str, reason: str) 
         serial,
         {"common_name": common_name, "reason": reason},
     )
-
-
-COMMANDS = (send, inbox, status, trail, agency_group, audit_group, relay_group)

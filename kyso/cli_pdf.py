@@ -8,19 +8,26 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from certs.keystore import open_key
-from certs.truststore import load_certificates
 from signer.errors import InvalidDocument
-from signer.explain import vietnam_time
 from signer.levels import Level
-from signer.policy import ValidationPolicy
-from signer.report import CertificateInfo, Indication, Report
 
-from .cli_common import Context, console, default_trust_dir, default_tsa_url, pass_context
+from .cli_common import (
+    Context,
+    KysoCommand,
+    console,
+    default_trust_dir,
+    default_tsa_url,
+    pass_context,
+)
 from .secrets import passphrase
+
+if TYPE_CHECKING:
+    from signer.policy import ValidationPolicy
+    from signer.report import Report
 
 LEVELS = click.Choice([level.value for level in Level])
 # The options `kyso sign pdf` and `kyso sign pdfs` share.
@@ -49,6 +56,9 @@ def _box(text: str | None) -> tuple[float, float, float, float] | None:
 def _policy(
     obj: Context, trust: Path | None, offline: bool, at: dt.datetime | None
 ) -> ValidationPolicy:
+    from certs.truststore import load_certificates
+    from signer.policy import ValidationPolicy
+
     roots = load_certificates(trust or default_trust_dir(obj.settings))
     return ValidationPolicy(tuple(roots), offline=offline, at=at)
 
@@ -57,7 +67,7 @@ def _key_passphrase(reference: str) -> bytes | None:
     return passphrase() if reference.startswith("p12:") else None
 
 
-@click.command("pdf")
+@click.command("pdf", cls=KysoCommand)
 @click.argument("source", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @KEY_OPTION
@@ -114,7 +124,10 @@ def sign_pdf(
     trust: Path | None,
 ) -> None:
     """Sign SOURCE (PAdES) into OUTPUT."""
+    from certs.keystore import open_key
+    from signer.explain import vietnam_time
     from signer.pdf import PdfSignOptions, sign
+    from signer.report import CertificateInfo
 
     if not source.is_file():
         raise InvalidDocument(f"{source} does not exist")
@@ -154,7 +167,7 @@ def sign_pdf(
     )
 
 
-@click.command("pdfs")
+@click.command("pdfs", cls=KysoCommand)
 @click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @KEY_OPTION
@@ -234,7 +247,7 @@ def _parse_time(text: str | None) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-@click.command("verify")
+@click.command("verify", cls=KysoCommand)
 @click.argument("document", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--content",
@@ -281,15 +294,14 @@ def verify_command(
     sys.exit(0 if report.passed else 1)
 
 
-_COLOURS = {
-    Indication.TOTAL_PASSED: "green",
-    Indication.INDETERMINATE: "yellow",
-    Indication.TOTAL_FAILED: "red",
-}
+# By signer.report.Indication (a string enum).
+_COLOURS = {"TOTAL_PASSED": "green", "INDETERMINATE": "yellow", "TOTAL_FAILED": "red"}
 
 
 def print_report(report: Report) -> None:
     """The text view of a report (the JSON and the web page are the other two)."""
+    from signer.explain import vietnam_time
+
     console.print(
         f"{report.document}  sha256:{report.document_sha256[:16]}…  "
         f"validated at {vietnam_time(report.validation_time)}"

@@ -11,29 +11,34 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 
-from certs.keystore import SigningKey, open_key
-from signer import cades, safexml, xml_signing
 from signer.errors import DocumentTooLarge, SigningFailed
 from signer.levels import Level
-from signer.report import CertificateInfo
 
-from .cli_common import Context, console, default_tsa_url, pass_context
+from .cli_common import Context, KysoCommand, console, default_tsa_url, pass_context
 from .secrets import passphrase
+
+if TYPE_CHECKING:
+    from pyhanko.sign.timestamps import TimeStamper
+
+    from certs.keystore import SigningKey
 
 LEVELS = click.Choice([Level.B_B.value, Level.B_T.value])
 
 
 def _open(reference: str) -> SigningKey:
+    from certs.keystore import open_key
+
     secret = passphrase() if reference.startswith("p12:") else None
     return open_key(reference, secret)
 
 
 def _timestamper(obj: Context, level: str, tsa_url: str | None) -> TimeStamper | None:
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+
     if level != Level.B_T:
         return None
     url = tsa_url or default_tsa_url(obj.settings)
@@ -86,11 +91,13 @@ def _signing_options(f: Any) -> Any:
 
 
 def _done(kind: str, source: Path, output: Path, level: str, key: SigningKey) -> None:
+    from signer.report import CertificateInfo
+
     who = CertificateInfo.of(key.certificate).common_name
     console.print(f"signed {source} → {output} ({kind} {level}, {who})")
 
 
-@click.command("xml")
+@click.command("xml", cls=KysoCommand)
 @_signing_options
 def sign_xml(
     obj: Context, source: Path, output: Path, key_ref: str, level: str, tsa_url: str | None
@@ -99,6 +106,8 @@ def sign_xml(
 
     edXML packages and status messages are validated against their schemas first.
     """
+    from signer import safexml, xml_signing
+
     size = source.stat().st_size
     if size > safexml.MAX_XML_BYTES:
         raise DocumentTooLarge(f"{source.name} is {size} bytes, over {safexml.MAX_XML_BYTES}")
@@ -110,12 +119,14 @@ def sign_xml(
         _done("XAdES", source, output, level, key)
 
 
-@click.command("cms")
+@click.command("cms", cls=KysoCommand)
 @_signing_options
 def sign_cms(
     obj: Context, source: Path, output: Path, key_ref: str, level: str, tsa_url: str | None
 ) -> None:
     """Sign any file with a detached CAdES signature (conventionally IN.p7s)."""
+    from signer import cades
+
     timestamper = _timestamper(obj, level, tsa_url)
     with _open(key_ref) as key, source.open("rb") as content:
         signature = cades.sign_cms(content, key, level=level, timestamper=timestamper)

@@ -2,5 +2,3 @@
 
 Keys are opened through :mod:`certs.keystore` (``p12:`` files or ``pkcs11:`` URIs).
 """
-
-from . import names as _names  # noqa: F401 - installs the faster X.509 name equality

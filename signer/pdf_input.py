@@ -1,32 +1,22 @@
 """Checks on a PDF before anything else is done with it: readable, not encrypted, not empty.
 
 Also the limits every PDF read for verification is held to (see :data:`VERIFY_DECODE_LIMITS`
-and :func:`_install_xref_row_check`): a hostile file must cost bounded time and memory.
+and the cross-reference row check of :mod:`certs.patches`, which the entry points install): a
+hostile file must cost bounded time and memory.
 """
 
 from __future__ import annotations
 
-import binascii
 import zlib
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.decode_limits import (
-    DecodeLimits,
-    DecodePurpose,
-    DocumentDecodeBudget,
-    StreamDecodeLimits,
-)
-from pyhanko.pdf_utils.generic import HEX_DIGITS
-from pyhanko.pdf_utils.misc import (
-    PDF_WHITESPACE,
-    PdfDecodeLimitError,
-    PdfError,
-    PdfReadError,
-)
+from pyhanko.pdf_utils.decode_limits import DecodeLimits, DocumentDecodeBudget, StreamDecodeLimits
+from pyhanko.pdf_utils.misc import PdfDecodeLimitError, PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.pdf_utils.xref import XRefBuilder
+
+from certs.patches import MAX_PDF_OBJECTS
 
 from .errors import DocumentTooLarge, InvalidDocument
 
@@ -68,11 +58,6 @@ VERIFY_DECODE_LIMITS = DecodeLimits(
     per_stream=StreamDecodeLimits(max_output_size=64 * MIB),
     document_budget=DocumentDecodeBudget(base_allowance=128 * MIB, max_ratio=20),
 )
-
-# ISO 32000-1 Annex C: at most 8 388 607 indirect objects in a PDF file.
-MAX_PDF_OBJECTS = 8_388_607
-# A real file spends far more than 16 bytes on each object its cross-reference streams list.
-MIN_BYTES_PER_XREF_ROW = 16
 
 
 def check_pdf_stream(stream: BinaryIO, name: str, max_bytes: int = MAX_PDF_BYTES) -> int:
@@ -141,95 +126,6 @@ def open_pdf(reader: PdfFileReader, name: str) -> PdfFileReader:
     if pages < 1:
         raise InvalidDocument(f"{name} has no pages")
     return reader
-
-
-def _declared_xref_rows(xrefstream: generic.StreamObject) -> tuple[int, int]:
-    """(rows, bytes per row) that a cross-reference stream's /Index (or /Size) and /W declare."""
-    widths = xrefstream["/W"]
-    index = xrefstream["/Index"] if "/Index" in xrefstream else [0, xrefstream["/Size"]]
-    if not isinstance(widths, list) or not isinstance(index, list):
-        raise PdfReadError("cross-reference stream without a valid /W or /Index")
-    width = sum(max(0, int(w)) for w in widths)
-    rows = sum(max(0, int(count)) for count in list(index)[1::2])
-    return rows, width
-
-
-def _install_xref_row_check() -> None:
-    """Make pyHanko refuse cross-reference streams that list rows they do not hold.
-
-    Reading leniently (``strict=False``, as every Kyso reader does), pyHanko 0.38 makes up a
-    default entry for each row a cross-reference stream declares beyond its data: a 75 KB
-    file whose last revision says ``/Index [0 1099511627775]`` keeps it looping and
-    allocating until the machine runs out of memory. The check runs where pyHanko reads each
-    cross-reference stream, before its rows are parsed, so it covers every reader in the
-    process (verification, signing, the web preview): rows must fit in the decoded data,
-    number at most :data:`MAX_PDF_OBJECTS`, and, over all revisions, at most one per
-    :data:`MIN_BYTES_PER_XREF_ROW` bytes of the file.
-    """
-    original = XRefBuilder._read_xref_stream_object
-    if getattr(original, "_kyso_checked", False):
-        return
-
-    def read_checked(self: XRefBuilder) -> Any:
-        ref, xrefstream = original(self)
-        rows, width = _declared_xref_rows(xrefstream)
-        position = self.stream.tell()
-        file_size = self.stream.seek(0, 2)
-        self.stream.seek(position)
-        total = getattr(self, "_kyso_xref_rows", 0) + rows
-        if rows and not width:
-            raise PdfReadError("cross-reference stream with rows of zero bytes (/W)")
-        if rows > MAX_PDF_OBJECTS or total > max(1024, file_size // MIN_BYTES_PER_XREF_ROW):
-            raise PdfReadError(f"cross-reference streams declare {total} objects, too many")
-        data = xrefstream.read_data(DecodePurpose.XREF_STREAM, expected_size=rows * (width + 1))
-        if rows * width > len(data):
-            raise PdfReadError(
-                f"cross-reference stream declares {rows} rows of {width} bytes "
-                f"but holds {len(data)} bytes"
-            )
-        self._kyso_xref_rows = total  # type: ignore[attr-defined]
-        return ref, xrefstream
-
-    read_checked._kyso_checked = True  # type: ignore[attr-defined]
-    XRefBuilder._read_xref_stream_object = read_checked  # type: ignore[method-assign]
-
-
-_install_xref_row_check()
-
-
-_HEX_BLOCK = 64 * 1024
-pyhanko_read_hex_string = generic.read_hex_string_from_stream
-
-
-def read_hex_string(stream: BinaryIO) -> generic.ByteStringObject | generic.TextStringObject:
-    """pyHanko's ``read_hex_string_from_stream``, a block at a time instead of a byte at a time.
-
-    A signature's /Contents is a hex string of 10–30 KB; pyHanko reads it one token per
-    Python call, a third of the time of verifying a one-page signed PDF. A string of hex
-    digits and whitespace is decoded here in a few bytes operations; anything else (a comment,
-    a bad character, no closing ``>``) goes back to pyHanko's reader from the same position,
-    so the result and the errors are exactly pyHanko's.
-    """
-    start = stream.tell()
-    stream.read(1)  # the opening "<"
-    parts = []
-    while True:
-        chunk = stream.read(_HEX_BLOCK)
-        end = chunk.find(b">")
-        parts.append(chunk if end < 0 else chunk[:end])
-        if end >= 0 or not chunk:
-            break
-    digits = b"".join(parts).translate(None, PDF_WHITESPACE)
-    if end < 0 or digits.translate(None, HEX_DIGITS):
-        stream.seek(start)
-        return pyhanko_read_hex_string(stream)
-    stream.seek(start + 1 + sum(map(len, parts)) + 1)
-    if len(digits) % 2:
-        digits += b"0"
-    return generic.pdf_string(binascii.unhexlify(digits))
-
-
-generic.read_hex_string_from_stream = read_hex_string  # read_object looks it up here
 
 
 Rect = tuple[float, float, float, float]  # x1, y1, x2, y2, normalised (x1 < x2, y1 < y2)

@@ -14,6 +14,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from certs import patches
+
+# As every entry point does: the library patches, before any test reads a document.
+patches.install()
+
 KYSO = str(Path(sys.executable).parent / "kyso")
 PASSPHRASE = "correct horse battery staple"
 

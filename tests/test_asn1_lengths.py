@@ -1,4 +1,4 @@
-"""certs.asn1fix: a definite length whose low byte is 0x80 no longer forces re-encoding.
+"""certs.patches.DEFINITE_LENGTHS: a definite length ending in 0x80 no longer forces re-encoding.
 
 asn1crypto 1.5.1 took any header ending in 0x80 for an indefinite length; one such value
 deep inside a CMS signature made assembling it exponential in the depth (a B-T PDF signature
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from asn1crypto import core
 
-from certs.asn1fix import definite_length_fix_installed
+from certs.patches import DEFINITE_LENGTHS
 
 
 class Level(core.SequenceOf):
@@ -25,7 +25,7 @@ def nested(inner: core.Asn1Value, depth: int) -> core.Asn1Value:
 
 
 def test_a_128_byte_value_is_not_reencoded(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    assert definite_length_fix_installed()
+    assert DEFINITE_LENGTHS.installed
     der = b"\x04\x81\x80" + bytes(range(128))  # OCTET STRING, definite length 128 = 81 80
     inner = core.OctetString.load(der)
     calls = []

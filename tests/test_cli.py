@@ -15,13 +15,21 @@ import pytest
 from click.testing import CliRunner
 
 from kyso.cli import main
+from kyso.cli_common import KysoCommand, KysoGroup
 
 from .conftest import KYSO, PASSPHRASE, KysoEnv, free_port, start_server
 
 
+def subcommands(group: click.Group) -> list[tuple[str, click.Command]]:
+    """A group's commands as click resolves them (importing the lazy ones)."""
+    ctx = click.Context(group)
+    found = [(name, group.get_command(ctx, name)) for name in group.list_commands(ctx)]
+    return [(name, command) for name, command in found if command is not None]
+
+
 def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     found = [prefix]
-    for name, command in group.commands.items():
+    for name, command in subcommands(group):
         if isinstance(command, click.Group):
             found += all_commands(command, (*prefix, name))
         else:
@@ -29,15 +37,117 @@ def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple
     return found
 
 
+def resolve(path: tuple[str, ...]) -> click.Command:
+    command: click.Command = main
+    for name in path:
+        found = command.get_command(click.Context(command), name)  # type: ignore[attr-defined]
+        assert found is not None, f"kyso {' '.join(path)}: no command {name}"
+        command = found
+    return command
+
+
 @pytest.mark.parametrize("path", all_commands(main), ids=lambda p: " ".join(p) or "kyso")
 def test_every_command_has_help(path: tuple[str, ...]) -> None:
     result = CliRunner().invoke(main, [*path, "--help"])
     assert result.exit_code == 0
     assert "Usage:" in result.output
-    command = main
-    for name in path:
-        command = command.commands[name]  # type: ignore[attr-defined]
-    assert command.help, f"kyso {' '.join(path)} has no help text"
+    assert resolve(path).help, f"kyso {' '.join(path)} has no help text"
+
+
+@pytest.mark.parametrize("path", all_commands(main), ids=lambda p: " ".join(p) or "kyso")
+def test_every_command_runs_the_entry_points_hooks(path: tuple[str, ...]) -> None:
+    """Commands are KysoCommands (they run the hooks, e.g. the library patches, before their
+    callback) and groups KysoGroups (user errors in one line, lazy subcommands)."""
+    command = resolve(path)
+    assert isinstance(command, KysoGroup if isinstance(command, click.Group) else KysoCommand)
+
+
+def lazy_groups(group: KysoGroup) -> list[KysoGroup]:
+    found = [group] if group.lazy else []
+    for _, command in subcommands(group):
+        if isinstance(command, KysoGroup):
+            found += lazy_groups(command)
+    return found
+
+
+@pytest.mark.parametrize("group", lazy_groups(main), ids=lambda g: g.name)
+def test_lazy_help_is_each_commands_own(group: KysoGroup) -> None:
+    """The names and one-line helps `kyso --help` shows without importing the commands are the
+    commands' own, and the list looks the same before and after they are imported."""
+    fresh = KysoGroup(group.name, lazy=group.lazy, help=group.help)
+    before = fresh.get_help(click.Context(fresh, info_name=group.name))
+    for name, lazy in group.lazy.items():
+        command = fresh.get_command(click.Context(fresh), name)
+        assert command is not None and command.name == name, lazy.target
+        assert command.get_short_help_str(10_000) == lazy.help, f"{lazy.target}: help differs"
+    assert set(fresh.commands) == set(group.lazy)  # all imported now
+    assert fresh.get_help(click.Context(fresh, info_name=group.name)) == before
+    assert all(f"  {name} " in before for name in group.lazy)
+
+
+# Runs the `kyso` entry point in a fresh interpreter, then prints (last line, JSON) the exit
+# code, the modules it imported and whether the library patches got installed.
+PROBE = """
+import json, sys
+sys.argv = ["kyso", *sys.argv[1:]]
+from kyso.entry import main
+try:
+    main()
+except SystemExit as exit:
+    code = exit.code
+patches = sys.modules.get("certs.patches")
+installed = patches is not None and all(p.installed for p in patches.PATCHES)
+print("\\n" + json.dumps({"code": code, "modules": sorted(sys.modules), "patched": installed}))
+"""
+HEAVY = ("pyhanko", "asn1crypto", "sqlalchemy", "flask", "rich", "lxml", "certs.patches")
+
+
+def probe(*args: str, env: dict[str, str] | None = None) -> tuple[str, str, dict]:
+    """Stdout before the probe's line, stderr, and what the probe found."""
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    output, _, last = result.stdout.rstrip().rpartition("\n")
+    return output, result.stderr, json.loads(last)
+
+
+def imported(found: dict, *prefixes: str) -> list[str]:
+    return [m for m in found["modules"] if m.startswith(prefixes)]
+
+
+def test_help_lists_every_command_and_imports_none() -> None:
+    output, errors, found = probe("--help")
+    assert found["code"] == 0 and errors == ""
+    assert imported(found, "kyso.cli_") == ["kyso.cli_common"]
+    assert imported(found, *HEAVY) == []
+    assert not found["patched"]
+    listed = output.split("Commands:\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in listed] == sorted(main.lazy)
+    for line in listed:
+        name, text = line.split(maxsplit=1)
+        assert main.lazy[name].help.startswith(text.removesuffix("...")), line
+
+
+def test_a_commands_help_imports_that_command_only() -> None:
+    output, _, found = probe("sign", "pdf", "--help")
+    assert found["code"] == 0 and "Usage: kyso sign pdf [OPTIONS] SOURCE" in output
+    assert imported(found, "kyso.cli_") == ["kyso.cli_common", "kyso.cli_pdf", "kyso.cli_sign"]
+    assert imported(found, "pyhanko", "flask", "sqlalchemy", "certs.patches") == []
+    assert not found["patched"]  # --help runs no command
+
+
+def test_a_command_runs_with_the_library_patches_installed(tmp_path) -> None:
+    missing = tmp_path / "absent.pdf"
+    env = {**os.environ, "KYSO_DATA": str(tmp_path)}
+    _, errors, found = probe("verify", str(missing), env=env)
+    assert found["code"] == 2 and f"error: {missing} does not exist" in errors
+    assert found["patched"]
 
 
 def assert_user_error(result, message: str) -> None:
@@ -214,7 +324,7 @@ def test_own_deprecation_warnings_stay_visible() -> None:
     """The filter is by module: a deprecation raised on behalf of Kyso's own code still shows."""
     code = (
         "import warnings\n"
-        "from kyso.entry import quiet_third_party_warnings\n"
+        "from kyso.quiet import quiet_third_party_warnings\n"
         "quiet_third_party_warnings()\n"
         "warnings.warn_explicit('old', DeprecationWarning, 'x.py', 1, module='signer.pdf')\n"
         "warnings.warn_explicit('lib', DeprecationWarning, 'y.py', 1, module='pyhanko.x')\n"

@@ -1,4 +1,4 @@
-"""signer.names: X.509 name equality answers exactly as asn1crypto's own, only faster."""
+"""certs.patches.NAME_EQUALITY: X.509 names equal exactly as asn1crypto says, only faster."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from asn1crypto import x509 as asn1_x509
 from hypothesis import given
 from hypothesis import strategies as st
 
-from signer.names import asn1crypto_hashable, asn1crypto_names_equal, names_equal
+from certs.patches import asn1crypto_hashable, asn1crypto_names_equal, names_equal
 
 from .fuzztools import fuzz_settings
 

@@ -1,4 +1,4 @@
-"""signer.pdf_input.read_hex_string is pyHanko's hex-string reader, only faster: the same
+"""certs.patches.read_hex_string is pyHanko's hex-string reader, only faster: the same
 object, the same stream position afterwards, the same error, on any bytes."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pyhanko.pdf_utils import generic
 
-from signer.pdf_input import pyhanko_read_hex_string, read_hex_string
+from certs.patches import pyhanko_read_hex_string, read_hex_string
 
 from .fuzztools import fuzz_settings
 
