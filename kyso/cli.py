@@ -24,7 +24,7 @@ from certs.profiles import Profile
 from certs.services import PkiServices
 from certs.store import CertificateStore, parse_serial, serial_hex
 from directory import Officer, load_directory
-from exchange.store import AgencyStore
+from directory.store import AgencyStore
 
 from .cli_accounts import accounts as accounts_group
 from .cli_accounts import tokens as tokens_group
