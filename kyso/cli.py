@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import alembic.util
 import click
 from rich.markup import escape
 
@@ -35,6 +37,7 @@ from .cli_pdf import sign_pdf, sign_pdfs, verify_command
 from .cli_sign import sign as sign_group
 from .cli_xml import sign_cms, sign_xml
 from .config import Settings
+from .db import make_engine, new_revision
 from .secrets import ensure_demo_passphrase_file, passphrase
 
 
@@ -420,3 +423,32 @@ def db_upgrade(obj: Context) -> None:
     """Apply the database migrations."""
     obj.engine  # noqa: B018 - creating the engine migrates it
     console.print(f"database {obj.settings.db_url} is up to date")
+
+
+@db.command("revision")
+@click.option("-m", "--message", required=True, help="What the migration does, e.g. 'add notes'.")
+@click.option(
+    "--against",
+    metavar="URL",
+    help="A scratch database to build with the migrations and compare with the tables "
+    "(default: a new SQLite file; give an empty PostgreSQL one for its types).",
+)
+@click.option("--empty", is_flag=True, help="Write a migration with no operations (data changes).")
+def db_revision(message: str, against: str | None, empty: bool) -> None:
+    """Write the next migration from the tables: what they have and the migrations do not build.
+
+    Writes kyso/migrations/versions/NNNN_<message>.py (read it, then commit it); writes nothing
+    if the migrations already build exactly the tables.
+    """
+    with tempfile.TemporaryDirectory(prefix="kyso-revision-") as scratch:
+        engine = make_engine(against or f"sqlite:///{Path(scratch) / 'scratch.sqlite'}")
+        try:
+            path = new_revision(message, engine, empty=empty)
+        except alembic.util.CommandError as exc:  # e.g. two heads: a merge is needed first
+            raise click.ClickException(str(exc)) from None
+        finally:
+            engine.dispose()
+    if path is None:
+        console.print("nothing to generate: the migrations already build exactly the tables")
+    else:
+        console.print(f"wrote {path}")

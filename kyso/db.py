@@ -2,13 +2,17 @@
 
 The schema is written once: the tables of every layer on :data:`METADATA` (the one
 ``directory.db.metadata``). The migrations build it step by step on a real database;
-:func:`schema_differences` says where a database and the tables part.
+:func:`schema_differences` says where a database and the tables part, and :func:`new_revision`
+writes the next migration from what they lack (``kyso db revision -m "…"``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import re
+import shutil
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.operations.ops import MigrationScript
 from alembic.script import ScriptDirectory
 
 # Importing a store puts its tables on the one metadata.
@@ -29,6 +34,7 @@ from . import accounts, tokens  # noqa: F401
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 METADATA = metadata
+_REVISION_ID = re.compile(r"^(\d{4})_")
 
 
 def _compare_server_default(
@@ -82,6 +88,8 @@ def migrations_config(migrations: Path = MIGRATIONS) -> Config:
     copy); there is no ``alembic.ini``: it is all here."""
     config = Config()
     config.set_main_option("script_location", str(migrations))
+    config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
+    config.set_main_option("truncate_slug_length", "40")
     return config
 
 
@@ -153,6 +161,64 @@ def schema_differences(connection: sa.Connection, tables: sa.MetaData = METADATA
     """
     context = MigrationContext.configure(connection, opts=COMPARE_OPTIONS)
     return list(compare_metadata(context, tables))
+
+
+def next_revision_id(versions: Iterable[Path]) -> str:
+    """The revision id after the highest of ``versions`` (files named ``NNNN_slug.py``)."""
+    numbers = [int(m.group(1)) for p in versions if (m := _REVISION_ID.match(p.name))]
+    return f"{max(numbers, default=0) + 1:04d}"
+
+
+def new_revision(
+    message: str,
+    against: sa.Engine,
+    *,
+    empty: bool = False,
+    migrations: Path = MIGRATIONS,
+    tables: sa.MetaData = METADATA,
+) -> Path | None:
+    """Write the next migration into ``migrations``: what ``tables`` have and the migrations
+    do not build.
+
+    ``against`` is a scratch database: it is upgraded through every migration first, then
+    compared with the tables. Returns the new file, or ``None`` if the migrations already build
+    exactly the tables. ``empty`` writes a migration with no operations (for data migrations).
+    """
+    upgrade(against, migrations)
+    config = migrations_config(migrations)
+    if not empty:
+        config.attributes["autogenerate_from"] = tables
+    _format_with_ruff(config)
+
+    def skip_if_nothing(_context: MigrationContext, _rev: Any, directives: list[Any]) -> None:
+        script: MigrationScript = directives[0]
+        if not empty and all(ops.is_empty() for ops in script.upgrade_ops_list):
+            directives[:] = []
+
+    with against.begin() as connection:
+        config.attributes["connection"] = connection
+        written = command.revision(
+            config,
+            message,
+            autogenerate=not empty,
+            rev_id=next_revision_id((migrations / "versions").glob("*.py")),
+            process_revision_directives=skip_if_nothing,
+        )
+    scripts = written if isinstance(written, list) else [written]
+    return next((Path(s.path) for s in scripts if s is not None), None)
+
+
+def _format_with_ruff(config: Config) -> None:
+    """Have Alembic format a new migration with ruff, where ruff is installed (a dev tool)."""
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if ruff is None:
+        return
+    config.set_section_option("post_write_hooks", "hooks", "ruff_format")
+    config.set_section_option("post_write_hooks", "ruff_format.type", "exec")
+    config.set_section_option("post_write_hooks", "ruff_format.executable", ruff)
+    config.set_section_option(
+        "post_write_hooks", "ruff_format.options", "format REVISION_SCRIPT_FILENAME"
+    )
 
 
 def copy_pki_and_directory(source: sa.Engine, target: sa.Engine) -> None:

@@ -1,7 +1,9 @@
-"""One schema: the migrations build exactly the tables."""
+"""One schema: the migrations build exactly the tables, and the next migration comes from them."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,14 +11,19 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
+from directory import load_directory
+from directory.store import AgencyStore
 from kyso.db import (
     METADATA,
+    MIGRATIONS,
     make_engine,
     migrations_config,
+    new_revision,
     schema_differences,
     upgrade,
 )
 
+from .conftest import KYSO
 from .exchangetools import new_pg_database
 
 PROVINCE = "000.00.00.H41"
@@ -103,3 +110,63 @@ def test_0005_names_sqlites_unique_constraints_and_keeps_every_row(tmp_path: Pat
         "exchange_deliveries": ["exchange_deliveries_dedupe_key"],
     }
     assert (tuple(delivery), tuple(status), foreign_keys) == ((1, "k"), (1, "s"), 1)
+
+
+def _with_agency_websites() -> sa.MetaData:
+    """Kyso's tables and a change to them: agencies get a (unique) website, and notes."""
+    tables = sa.MetaData(naming_convention=METADATA.naming_convention)
+    for table in METADATA.sorted_tables:
+        table.to_metadata(tables)
+    agencies = tables.tables["agencies"]
+    agencies.append_column(sa.Column("website", sa.String(200)))
+    agencies.append_constraint(sa.UniqueConstraint("website"))
+    sa.Table(
+        "agency_notes",
+        tables,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("agency", sa.String(32), sa.ForeignKey("agencies.code"), index=True),
+        sa.Column("text", sa.Text, nullable=False, server_default=""),
+    )
+    return tables
+
+
+def test_the_next_migration_is_generated_from_the_tables(tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, migrations, ignore=shutil.ignore_patterns("__pycache__"))
+    data = make_engine(f"sqlite:///{tmp_path / 'kyso.sqlite'}")
+    upgrade(data, migrations)
+    loaded = AgencyStore(data).load(load_directory())  # children refer to their parents
+    tables = _with_agency_websites()
+    scratch = make_engine(f"sqlite:///{tmp_path / 'scratch.sqlite'}")
+
+    path = new_revision("agency websites", scratch, migrations=migrations, tables=tables)
+
+    assert path == migrations / "versions" / "0006_agency_websites.py"
+    source = path.read_text()
+    assert 'down_revision = "0005"' in source
+    assert 'op.f("agencies_website_key")' in source
+    assert 'op.f("ix_agency_notes_agency")' in source
+    upgrade(data, migrations)  # rebuilds agencies on SQLite, which other rows refer to
+    with data.connect() as conn:
+        assert schema_differences(conn, tables) == []
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+    assert len(AgencyStore(data).directory()) == loaded
+    again = make_engine(f"sqlite:///{tmp_path / 'again.sqlite'}")
+    assert new_revision("nothing", again, migrations=migrations, tables=tables) is None
+    assert sorted(p.name for p in (migrations / "versions").glob("000[67]*")) == [path.name]
+
+
+def test_kyso_db_revision_writes_nothing_when_the_migrations_build_the_tables(
+    tmp_path: Path,
+) -> None:
+    before = sorted(p.name for p in (MIGRATIONS / "versions").glob("*.py"))
+    result = subprocess.run(
+        [KYSO, "--data", str(tmp_path), "db", "revision", "-m", "nothing new"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "nothing to generate" in result.stdout
+    assert sorted(p.name for p in (MIGRATIONS / "versions").glob("*.py")) == before
