@@ -1,7 +1,8 @@
 """The CA's records: every certificate issued, its revocation, and monotonic counters.
 
 A small repository over SQLAlchemy Core so that SQLite and PostgreSQL behave alike. The
-tables live in :data:`metadata`; the schema is created by the project's Alembic migrations.
+tables are on Kyso's one :data:`directory.db.metadata`; they are created by the project's
+Alembic migrations (``0001``).
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from directory.db import metadata
+
 from .clock import as_utc as _utc
 from .errors import AlreadyRevoked, UnknownCertificate
 from .names import agency_code, common_name
-
-metadata = sa.MetaData()
 
 certificates = sa.Table(
     "pki_certificates",

@@ -4,7 +4,9 @@ Agencies form a tree of any depth (province → department/district → commune 
 shapes after the 2025 reform). The parent link is data: it is never derived from the code.
 
 This is the floor of Kyso's layers: ``certs`` (seals and officers' certificates) and
-``exchange`` (routing, the relay) both read it, and it imports nothing of Kyso.
+``exchange`` (routing, the relay) both read it, and it imports nothing of Kyso. So it also
+holds the one schema of Kyso's database (:mod:`directory.db`), and keeps the directory in it
+(:mod:`directory.store`).
 """
 
 from __future__ import annotations

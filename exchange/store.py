@@ -1,11 +1,12 @@
 """The relay's tables and repositories (SQLAlchemy Core; SQLite and PostgreSQL alike).
 
-The schema is created by the Alembic migrations (``0001`` for the directory, ``0003`` for the
-relay); the tables here describe it for queries. Every write of the relay goes through
-:meth:`ExchangeStore.write`, which takes the one write lock (``BEGIN IMMEDIATE`` on SQLite,
-the audit head row ``FOR UPDATE`` on PostgreSQL) *before* any row is inserted: transactions
-then commit in the order their sequence numbers were drawn, so an inbox cursor never skips a
-delivery that commits late, and the audit chain has one writer at a time.
+The tables are on Kyso's one :data:`directory.db.metadata` (the agencies they refer to are in
+:mod:`directory.store`) and are created by the Alembic migrations (``0003``). Every write of
+the relay goes through :meth:`ExchangeStore.write`, which takes the one write lock (``BEGIN
+IMMEDIATE`` on SQLite, the audit head row ``FOR UPDATE`` on PostgreSQL) *before* any row is
+inserted: transactions then commit in the order their sequence numbers were drawn, so an
+inbox cursor never skips a delivery that commits late, and the audit chain has one writer at
+a time.
 """
 
 from __future__ import annotations
@@ -20,28 +21,17 @@ from typing import Any
 import sqlalchemy as sa
 
 from certs.clock import as_utc as utc
-from directory import Agency, Directory, UnknownAgency
+from directory.db import metadata
+
+# The relay's modules take the directory's repository and table from here too.
+from directory.store import AgencyStore as AgencyStore
+from directory.store import agencies as agencies
 
 from .writegate import write_gate
-
-metadata = sa.MetaData()
 
 # An auto-incrementing 64-bit key; SQLite only auto-increments INTEGER PRIMARY KEY (the rowid).
 SERIAL = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 UTC_TIME = sa.DateTime(timezone=True)
-
-agencies = sa.Table(
-    "agencies",
-    metadata,
-    sa.Column("code", sa.String(32), primary_key=True),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("level", sa.String(32), nullable=False),
-    sa.Column("parent", sa.String(32), sa.ForeignKey("agencies.code"), index=True),
-    sa.Column("province", sa.Text, nullable=False, default=""),
-    sa.Column("email", sa.Text, nullable=False, default=""),
-    sa.Column("address", sa.Text, nullable=False, default=""),
-)
-
 
 credentials = sa.Table(
     "exchange_credentials",
@@ -49,7 +39,7 @@ credentials = sa.Table(
     sa.Column("key_id", sa.String(40), primary_key=True),
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("agency_code", sa.String(32), sa.ForeignKey("agencies.code"), index=True),
-    sa.Column("label", sa.Text, nullable=False, default=""),
+    sa.Column("label", sa.Text, nullable=False, server_default=""),
     sa.Column("secret_sha256", sa.String(64), nullable=False, unique=True),
     sa.Column("secret_sealed", sa.LargeBinary, nullable=False),
     sa.Column("created_at", UTC_TIME, nullable=False),
@@ -70,9 +60,9 @@ messages = sa.Table(
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("sender", sa.String(32), sa.ForeignKey("agencies.code"), nullable=False, index=True),
     sa.Column("document_id", sa.Text, nullable=False),
-    sa.Column("code", sa.Text, nullable=False, default=""),
-    sa.Column("subject", sa.Text, nullable=False, default=""),
-    sa.Column("doc_type", sa.Integer, nullable=False, default=0),
+    sa.Column("code", sa.Text, nullable=False, server_default=""),
+    sa.Column("subject", sa.Text, nullable=False, server_default=""),
+    sa.Column("doc_type", sa.Integer, nullable=False, server_default="0"),
     sa.Column("refers_to", sa.String(32), sa.ForeignKey("exchange_messages.id")),
     sa.Column("package_sha256", sa.String(64), nullable=False),
     sa.Column("package_size", sa.BigInteger, nullable=False),
@@ -137,7 +127,7 @@ deliveries = sa.Table(
     sa.Column("since", UTC_TIME, nullable=False),  # start of the current delivery effort
     sa.Column("acked_at", UTC_TIME),
     sa.Column("acked_via", sa.String(8)),
-    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", UTC_TIME),
     sa.Column("lease_until", UTC_TIME),
     sa.Column("dead_at", UTC_TIME),
@@ -188,77 +178,6 @@ audit_checkpoints = sa.Table(
 
 GENESIS_HASH = "0" * 64
 HEAD_ID = 1
-
-
-def _agency(row: sa.Row) -> Agency:
-    return Agency(
-        code=row.code,
-        name=row.name,
-        level=row.level,
-        parent=row.parent,
-        province=row.province,
-        email=row.email,
-        address=row.address,
-    )
-
-
-class AgencyStore:
-    """The directory as kept in the database."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
-
-    def load(self, directory: Directory) -> int:
-        """Insert or update every agency of ``directory`` (parents first); return the count."""
-        with self.engine.begin() as conn:
-            for _, agency in directory.walk():
-                values = {
-                    "name": agency.name,
-                    "level": agency.level,
-                    "parent": agency.parent,
-                    "province": agency.province,
-                    "email": agency.email,
-                    "address": agency.address,
-                }
-                updated = conn.execute(
-                    agencies.update().where(agencies.c.code == agency.code).values(**values)
-                )
-                if updated.rowcount == 0:
-                    conn.execute(agencies.insert().values(code=agency.code, **values))
-        return len(directory)
-
-    def upsert(self, agency: Agency, conn: sa.Connection | None = None) -> bool:
-        """Insert or update one agency; True if it was new."""
-        values = {
-            "name": agency.name,
-            "level": agency.level,
-            "parent": agency.parent,
-            "province": agency.province,
-            "email": agency.email,
-            "address": agency.address,
-        }
-        with contextlib.ExitStack() as stack:
-            if conn is None:
-                conn = stack.enter_context(self.engine.begin())
-            updated = conn.execute(
-                agencies.update().where(agencies.c.code == agency.code).values(**values)
-            )
-            if updated.rowcount:
-                return False
-            conn.execute(agencies.insert().values(code=agency.code, **values))
-            return True
-
-    def get(self, code: str) -> Agency:
-        with self.engine.connect() as conn:
-            row = conn.execute(agencies.select().where(agencies.c.code == code)).first()
-        if row is None:
-            raise UnknownAgency(f"unknown agency {code}: it is not in the directory")
-        return _agency(row)
-
-    def directory(self) -> Directory:
-        with self.engine.connect() as conn:
-            rows = conn.execute(agencies.select().order_by(agencies.c.code)).all()
-        return Directory(tuple(_agency(row) for row in rows))
 
 
 # --- The relay's repository ------------------------------------------------------------------

@@ -34,6 +34,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from certs.clock import as_utc as _utc
 from certs.clock import utcnow
+from directory.db import metadata
 from exchange.writegate import write_gate
 
 from .errors import (
@@ -45,8 +46,6 @@ from .errors import (
     RateLimited,
 )
 
-metadata = sa.MetaData()
-
 accounts = sa.Table(
     "accounts",
     metadata,
@@ -54,9 +53,9 @@ accounts = sa.Table(
     sa.Column("full_name", sa.Text, nullable=False),
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("agency_code", sa.String(32)),
-    sa.Column("key_refs", sa.Text, nullable=False, default="[]"),
+    sa.Column("key_refs", sa.Text, nullable=False, server_default="[]"),
     sa.Column("password_hash", sa.Text, nullable=False),
-    sa.Column("active", sa.Boolean, nullable=False, default=True),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("session_generation", sa.Integer, nullable=False, default=0, server_default="0"),
 )

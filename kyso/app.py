@@ -18,9 +18,9 @@ from certs.services import PkiServices
 from certs.store import CertificateStore
 from certs.truststore import load_certificates
 from certs.tsa import InProcessTimeStamper
+from directory.store import AgencyStore
 from exchange import http as exchange_http
 from exchange.service import open_exchange
-from exchange.store import AgencyStore
 
 from . import problems
 from .accounts import AccountStore, Clock, LoginLimits

@@ -11,7 +11,7 @@ import click
 
 from certs.layout import PkiLayout
 from certs.store import CertificateStore
-from exchange.store import AgencyStore
+from directory.store import AgencyStore
 
 from .accounts import KEY_KINDS, AccountStore, Role
 from .cli_common import Context, KysoGroup, console, pass_context, print_rows

@@ -22,7 +22,7 @@ def directory() -> None:
 def directory_load(obj: Context, file: Path | None) -> None:
     """Load (insert or update) agencies from FILE, or the demo directory."""
     from directory import load_directory
-    from exchange.store import AgencyStore
+    from directory.store import AgencyStore
 
     count = AgencyStore(obj.engine).load(load_directory(file))
     console.print(f"{count} agencies loaded")
@@ -32,7 +32,7 @@ def directory_load(obj: Context, file: Path | None) -> None:
 @pass_context
 def directory_show(obj: Context) -> None:
     """Print the agency tree."""
-    from exchange.store import AgencyStore
+    from directory.store import AgencyStore
 
     for depth, agency in AgencyStore(obj.engine).directory().walk():
         console.print(f"{'  ' * depth}{agency.code}  {agency.name}  [dim]({agency.level})[/dim]")

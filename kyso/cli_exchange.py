@@ -581,7 +581,7 @@ def relay_retry(obj: Context, delivery_id: int) -> None:
 @pass_context
 def demo_exchange(obj: Context) -> None:
     """Create a relay credential for every demo agency (if missing) under var/secrets/."""
-    from exchange.store import AgencyStore
+    from directory.store import AgencyStore
 
     made = 0
     authenticator = _authenticator(obj)

@@ -46,7 +46,7 @@ def pki_init(
     """Create a complete demo PKI: CAs, TSA, OCSP, relay, agency seals and officers."""
     from certs.store import CertificateStore, serial_hex
     from directory import load_directory
-    from exchange.store import AgencyStore
+    from directory.store import AgencyStore
 
     from .demo.pki import create_demo_pki
 
@@ -131,7 +131,7 @@ def issue_seal(
     """Issue an agency's seal (organisation) certificate."""
     from certs.agencies import seal_name, seal_subject
     from certs.profiles import Profile
-    from exchange.store import AgencyStore
+    from directory.store import AgencyStore
 
     record = AgencyStore(obj.engine).get(agency)
     _issue(obj, directory, Profile.SEAL, seal_subject(record), seal_name(record), key_type, key_ref)
@@ -155,7 +155,7 @@ def issue_person(
     from certs.agencies import person_name, person_subject
     from certs.profiles import Profile
     from directory import Officer
-    from exchange.store import AgencyStore
+    from directory.store import AgencyStore
 
     record = AgencyStore(obj.engine).get(agency)
     officer = Officer(full_name, title, agency)

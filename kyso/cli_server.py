@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -118,3 +119,38 @@ def db_upgrade(obj: Context) -> None:
     """Apply the database migrations."""
     obj.engine  # noqa: B018 - creating the engine migrates it
     console.print(f"database {obj.settings.db_url} is up to date")
+
+
+@db.command("revision")
+@click.option("-m", "--message", required=True, help="What the migration does, e.g. 'add notes'.")
+@click.option(
+    "--against",
+    metavar="URL",
+    help="A scratch database to build with the migrations and compare with the tables "
+    "(default: a new SQLite file; give an empty PostgreSQL one for its types).",
+)
+@click.option("--empty", is_flag=True, help="Write a migration with no operations (data changes).")
+def db_revision(message: str, against: str | None, empty: bool) -> None:
+    """Write the next migration from the tables: what they have and the migrations do not build.
+
+    Writes kyso/migrations/versions/NNNN_<message>.py (read it, then commit it); writes nothing
+    if the migrations already build exactly the tables.
+    """
+    import tempfile
+
+    import alembic.util
+
+    from .db import make_engine, new_revision
+
+    with tempfile.TemporaryDirectory(prefix="kyso-revision-") as scratch:
+        engine = make_engine(against or f"sqlite:///{Path(scratch) / 'scratch.sqlite'}")
+        try:
+            path = new_revision(message, engine, empty=empty)
+        except alembic.util.CommandError as exc:  # e.g. two heads: a merge is needed first
+            raise click.ClickException(str(exc)) from None
+        finally:
+            engine.dispose()
+    if path is None:
+        console.print("nothing to generate: the migrations already build exactly the tables")
+    else:
+        console.print(f"wrote {path}")

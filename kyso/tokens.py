@@ -28,11 +28,10 @@ import sqlalchemy as sa
 
 from certs.clock import as_utc as _utc
 from certs.clock import utcnow
+from directory.db import metadata
 
 from .errors import InvalidRequest, InvalidToken, NotFound, PersonalKeyNotAllowed, RateLimited
 from .identities import Identities
-
-metadata = sa.MetaData()
 
 api_tokens = sa.Table(
     "api_tokens",

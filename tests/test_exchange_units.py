@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from directory import Agency, Directory, DirectoryError, load_directory
+from directory.store import AgencyStore
 from exchange import lifecycle
 from exchange.audit import AuditLog, checkpoint_imprint, row_hash, verify_chain
 from exchange.auth import Authenticator, Role
@@ -27,7 +28,7 @@ from exchange.errors import (
     UnknownRecipient,
 )
 from exchange.routing import load_rules, rules_from_json
-from exchange.store import AgencyStore, ExchangeStore
+from exchange.store import ExchangeStore
 from exchange.wire import sign_request
 from kyso.db import make_engine, upgrade
 
