@@ -63,6 +63,7 @@ class Services:
     agencies: AgencyStore
     exchange: Exchange
     openapi: dict[str, Any]
+    clock: Callable[[], dt.datetime]  # the time of the login limits
 
 
 def current_services() -> Services:
@@ -247,4 +248,5 @@ class Root:
             agencies=self.agencies,
             exchange=self.exchange,
             openapi=load_openapi(),
+            clock=self.clock,
         )

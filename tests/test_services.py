@@ -124,6 +124,7 @@ def test_the_passphrase_is_asked_once_and_each_part_built_once(settings: Setting
     assert services.exchange.authenticator is root.authenticator
     assert services.signing.store is services.pki.store is root.certificates
     assert services.accounts.engine is services.tokens.engine is services.engine
+    assert services.clock is root.clock is services.accounts.clock
 
 
 class StandInPki:
