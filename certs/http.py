@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Protocol
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from .ocsp import MAX_REQUEST_BYTES as MAX_OCSP_BYTES
@@ -20,6 +21,19 @@ from .tsa import MAX_REQUEST_BYTES as MAX_TSA_BYTES
 blueprint = Blueprint("pki", __name__, url_prefix="/pki")
 
 EXTENSION_KEY = "kyso.pki"
+
+
+class HasPkiServices(Protocol):
+    """What :func:`init_app` needs of the app's services."""
+
+    @property
+    def pki_services(self) -> PkiServices: ...
+
+
+def init_app(app: Flask, services: HasPkiServices) -> None:
+    """Mount ``/pki`` on ``app``, answering with ``services.pki_services``."""
+    app.extensions[EXTENSION_KEY] = services.pki_services
+    app.register_blueprint(blueprint)
 
 
 def _services() -> PkiServices:

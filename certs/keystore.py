@@ -6,13 +6,13 @@ References:
 * ``pkcs11:token=…;object=…`` – a key inside an HSM or token (RFC 7512), used through
   PKCS#11 without ever leaving the device.
 
-Passphrases and PINs come from the caller (who reads them from the environment or a prompt),
-or, for PKCS#11, from the URI's ``pin-source`` file or ``KYSO_PKCS11_PIN``; never from logs.
+Passphrases and PINs come from the caller (who reads them from the environment or a prompt):
+for PKCS#11, the URI's ``pin-value`` or ``pin-source`` file, else the caller's
+:class:`~certs.pkcs11uri.Pkcs11Access`; never from logs. This module reads no environment.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,11 +36,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from .errors import KeyFileError
 from .keyfile import KeyBundle, PrivateKey, load_pkcs12
-from .pkcs11uri import Pkcs11Uri
-
-DEFAULT_PKCS11_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
-PIN_ENV = "KYSO_PKCS11_PIN"
-MODULE_ENV = "KYSO_PKCS11_MODULE"
+from .pkcs11uri import DEFAULT_ACCESS, Pkcs11Access, Pkcs11Uri
 
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 
@@ -176,11 +172,13 @@ def open_key(
     reference: str,
     passphrase: bytes | None = None,
     extra_certs: tuple[x509.Certificate, ...] = (),
+    pkcs11: Pkcs11Access = DEFAULT_ACCESS,
 ) -> SigningKey:
     """Open the key named by ``reference`` for signing.
 
-    ``passphrase`` decrypts ``p12:`` files; ``extra_certs`` completes the chain when the key
-    store does not hold it (tokens usually hold only the end-entity certificate).
+    ``passphrase`` decrypts ``p12:`` files; ``pkcs11`` names the library and the PIN of a
+    ``pkcs11:`` key whose URI does not; ``extra_certs`` completes the chain when the key store
+    does not hold it (tokens usually hold only the end-entity certificate).
     """
     scheme, _, rest = reference.partition(":")
     if scheme == "p12":
@@ -193,21 +191,21 @@ def open_key(
             )
         return SigningKey(reference, signer_from_bundle(bundle), bundle.certificate, bundle.chain)
     if scheme == "pkcs11":
-        return _open_pkcs11(Pkcs11Uri.parse(reference), extra_certs)
+        return _open_pkcs11(Pkcs11Uri.parse(reference), extra_certs, pkcs11)
     raise KeyFileError(
         f"unknown key reference {reference!r}: use p12:PATH or an RFC 7512 pkcs11: URI"
     )
 
 
-def _module(uri: Pkcs11Uri) -> str:
-    module = uri.module_path or os.environ.get(MODULE_ENV) or DEFAULT_PKCS11_MODULE
+def _module(uri: Pkcs11Uri, access: Pkcs11Access) -> str:
+    module = uri.module_path or access.module
     if not Path(module).exists():
-        raise HsmError(f"PKCS#11 module {module} not found (install it or set {MODULE_ENV})")
+        raise HsmError(f"PKCS#11 module {module} not found (install it or set KYSO_PKCS11_MODULE)")
     return module
 
 
-def resolve_pin(uri: Pkcs11Uri) -> str:
-    """The user PIN: the URI's pin-value, its pin-source file, or ``KYSO_PKCS11_PIN``."""
+def resolve_pin(uri: Pkcs11Uri, access: Pkcs11Access) -> str:
+    """The user PIN: the URI's pin-value, its pin-source file, or the one ``access`` gives."""
     if uri.pin_value:
         return uri.pin_value
     if uri.pin_source:
@@ -216,16 +214,15 @@ def resolve_pin(uri: Pkcs11Uri) -> str:
             return Path(source).read_text().strip()
         except OSError as exc:
             raise HsmError(f"cannot read the PIN from {source}: {exc.strerror}") from exc
-    pin = os.environ.get(PIN_ENV)
-    if not pin:
-        raise HsmError(f"no PIN for {uri.redacted()}: set {PIN_ENV} or pin-source in the URI")
-    return pin
+    if not access.pin:
+        raise HsmError(f"no PIN for {uri.redacted()}: set KYSO_PKCS11_PIN or pin-source in the URI")
+    return access.pin
 
 
-def _token(uri: Pkcs11Uri):  # type: ignore[no-untyped-def]
+def _token(uri: Pkcs11Uri, access: Pkcs11Access):  # type: ignore[no-untyped-def]
     import pkcs11
 
-    lib = pkcs11.lib(_module(uri))
+    lib = pkcs11.lib(_module(uri, access))
     try:
         if uri.slot_id is not None:
             slots = [s for s in lib.get_slots(token_present=True) if s.slot_id == uri.slot_id]
@@ -239,22 +236,24 @@ def _token(uri: Pkcs11Uri):  # type: ignore[no-untyped-def]
         raise HsmError("several tokens match: add token=LABEL to the URI") from None
 
 
-def _login(uri: Pkcs11Uri, rw: bool = False):  # type: ignore[no-untyped-def]
+def _login(uri: Pkcs11Uri, access: Pkcs11Access, rw: bool = False):  # type: ignore[no-untyped-def]
     import pkcs11
 
     try:
-        return _token(uri).open(rw=rw, user_pin=resolve_pin(uri))
+        return _token(uri, access).open(rw=rw, user_pin=resolve_pin(uri, access))
     except pkcs11.exceptions.PinIncorrect:
         raise HsmError(f"wrong PIN for token {uri.token!r}") from None
     except pkcs11.exceptions.PKCS11Error as exc:
         raise HsmError(f"cannot open token {uri.token!r}: {type(exc).__name__}") from None
 
 
-def _open_pkcs11(uri: Pkcs11Uri, extra_certs: tuple[x509.Certificate, ...]) -> SigningKey:
+def _open_pkcs11(
+    uri: Pkcs11Uri, extra_certs: tuple[x509.Certificate, ...], access: Pkcs11Access
+) -> SigningKey:
     import pkcs11
     from pyhanko.sign.pkcs11 import PKCS11Signer
 
-    session = _login(uri)
+    session = _login(uri, access)
     signer = PKCS11Signer(
         session,
         key_label=uri.object,
@@ -275,7 +274,9 @@ def _open_pkcs11(uri: Pkcs11Uri, extra_certs: tuple[x509.Certificate, ...]) -> S
     return SigningKey(uri.redacted(), signer, certificate, extra_certs, session.close)
 
 
-def generate_in_token(uri: Pkcs11Uri, key_type: str = "rsa2048") -> PublicKey:
+def generate_in_token(
+    uri: Pkcs11Uri, key_type: str = "rsa2048", access: Pkcs11Access = DEFAULT_ACCESS
+) -> PublicKey:
     """Generate a key pair inside the token; only the public key comes out.
 
     The private key is created sensitive and non-extractable, so it can sign but never be read.
@@ -288,7 +289,7 @@ def generate_in_token(uri: Pkcs11Uri, key_type: str = "rsa2048") -> PublicKey:
     label = uri.object or "kyso-key"
     key_id = uri.id or label.encode()
     private_template = {Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False}
-    with _login(uri, rw=True) as session:
+    with _login(uri, access, rw=True) as session:
         try:
             if key_type.startswith("rsa"):
                 bits = int(key_type[3:] or 2048)
@@ -321,12 +322,14 @@ def generate_in_token(uri: Pkcs11Uri, key_type: str = "rsa2048") -> PublicKey:
     return key
 
 
-def store_certificate_in_token(uri: Pkcs11Uri, certificate: x509.Certificate) -> None:
+def store_certificate_in_token(
+    uri: Pkcs11Uri, certificate: x509.Certificate, access: Pkcs11Access = DEFAULT_ACCESS
+) -> None:
     """Put the certificate next to its key (same label and id), as PKCS#11 tools expect."""
     from pkcs11 import Attribute, CertificateType, ObjectClass
 
     label = uri.object or "kyso-key"
-    with _login(uri, rw=True) as session:
+    with _login(uri, access, rw=True) as session:
         session.create_object(
             {
                 Attribute.CLASS: ObjectClass.CERTIFICATE,

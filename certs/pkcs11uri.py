@@ -1,8 +1,8 @@
-"""RFC 7512 ``pkcs11:`` URIs naming a key in an HSM or token."""
+"""RFC 7512 ``pkcs11:`` URIs naming a key in an HSM or token, and how to reach the token."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, unquote_to_bytes
 
 from .errors import KeyFileError
@@ -23,10 +23,26 @@ _PATH_ATTRS = {
     "slot-manufacturer",
 }
 _QUERY_ATTRS = {"module-path", "module-name", "pin-value", "pin-source"}
+DEFAULT_PKCS11_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 
 
 class InvalidPkcs11Uri(KeyFileError):
     """The text is not an RFC 7512 URI Kyso can use."""
+
+
+@dataclass(frozen=True)
+class Pkcs11Access:
+    """What a key's URI may leave unsaid: the PKCS#11 library and the token's user PIN.
+
+    Given by the caller (Kyso reads ``KYSO_PKCS11_MODULE`` and ``KYSO_PKCS11_PIN`` in
+    ``kyso/config.py``); the URI's own ``module-path``, ``pin-value`` and ``pin-source`` win.
+    """
+
+    module: str = DEFAULT_PKCS11_MODULE
+    pin: str | None = field(default=None, repr=False)  # never in a log line
+
+
+DEFAULT_ACCESS = Pkcs11Access()  # SoftHSM2's module, no PIN but the URI's
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,10 @@ client would pass a loopback rule); anyone else needs an admin's or auditor's cr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
 from .audit import verify_chain
 from .auth import Principal, decode_client_certificate, from_networks
@@ -323,12 +323,24 @@ def metrics() -> Response:
     return Response(_refusals().exposition(), content_type=METRICS_CONTENT_TYPE)
 
 
-def install(app: Any, exchange: Exchange, limiter: Limiter) -> None:
-    """Mount the blueprints on ``app`` and start the push / checkpoint worker; ``limiter``
-    keeps the per-address count of refused requests."""
+class HasExchange(Protocol):
+    """What :func:`init_app` needs of the app's services."""
+
+    @property
+    def exchange(self) -> Exchange: ...
+
+    @property
+    def limiter(self) -> Limiter: ...
+
+
+def init_app(app: Flask, services: HasExchange) -> None:
+    """Mount the blueprints on ``app``, serving ``services.exchange``; ``services.limiter``
+    keeps the per-address count of refused requests. The push / checkpoint worker is the
+    app factory's to start."""
+    exchange = services.exchange
     app.extensions[EXTENSION_KEY] = exchange
-    app.extensions[REFUSALS_KEY] = Refusals(limiter, exchange.config.auth_failures_per_minute)
+    app.extensions[REFUSALS_KEY] = Refusals(
+        services.limiter, exchange.config.auth_failures_per_minute
+    )
     app.register_blueprint(blueprint)
     app.register_blueprint(metrics_blueprint)
-    if exchange.config.worker:
-        exchange.worker.start()

@@ -5,14 +5,13 @@ sender in the agency tree (``parent``, ``child``, ``ancestor``, ``descendant``, 
 ``same-tree``, ``any``). With ``"symmetric": true`` every rule also holds the other way round
 (a commune → district ``parent`` rule lets the district send to its communes). The levels are
 the directory's own words, so a reformed tree (no districts, merged communes) needs a new file,
-not new code. The shipped rules are ``exchange/data/routing.json``; ``KYSO_ROUTING`` names
-another file.
+not new code. The shipped rules are ``exchange/data/routing.json``; another file is given by
+the caller (Kyso's ``KYSO_ROUTING``, read in ``kyso/config.py``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
@@ -23,7 +22,6 @@ from directory import Agency, Directory, DirectoryError, UnknownAgency
 
 from .errors import RoutingDenied, UnknownRecipient
 
-ROUTING_ENV = "KYSO_ROUTING"
 DEFAULT_RULES = "routing.json"
 ANY_LEVEL = "*"
 
@@ -132,10 +130,9 @@ def rules_from_json(data: dict[str, Any], source: str = "built-in") -> RoutingRu
 
 
 def load_rules(path: Path | str | None = None) -> RoutingRules:
-    """The rules of ``path``, else of ``$KYSO_ROUTING``, else the shipped defaults."""
-    chosen = path or os.environ.get(ROUTING_ENV)
-    if chosen:
-        file = Path(chosen)
+    """The rules of the file ``path``, else the shipped defaults."""
+    if path:
+        file = Path(path)
         try:
             text = file.read_text(encoding="utf-8")
         except OSError as exc:

@@ -1,4 +1,5 @@
-"""The relay as one object graph, built once per process from the PKI and the database."""
+"""The relay's part of the object graph: what :func:`open_exchange` builds from the PKI, the
+database and a :class:`RelayConfig`, for Kyso's composition root (``kyso/services.py``)."""
 
 from __future__ import annotations
 
@@ -58,17 +59,18 @@ def open_exchange(
     services: PkiServices,
     passphrase: bytes,
     data_dir: Path,
-    config: RelayConfig | None = None,
+    config: RelayConfig,
     push_policy: EgressPolicy = DENY_ALL,
     resolver: Resolver = system_resolver,
+    authenticator: Authenticator | None = None,
 ) -> Exchange:
-    """Open the relay key, the routing rules and the stores; nothing is started.
+    """Open the relay key, the routing rules of ``config`` and the stores; nothing is started.
 
     ``push_policy`` is the administrator's allow-list of push endpoints (by default none is
     allowed): checked when an agency registers one and again before every delivery, both
-    resolving host names with ``resolver``.
+    resolving host names with ``resolver``. ``authenticator``: the one the caller already
+    opened (see :func:`open_authenticator`), else one is opened here.
     """
-    config = config or RelayConfig.from_env()
     pki = services.pki
     bundle = pki.service_bundle("relay", passphrase)
     relay_key = SigningKey(
@@ -93,7 +95,7 @@ def open_exchange(
         push_policy=push_policy,
         resolver=resolver,
     )
-    authenticator = open_authenticator(engine, pki, passphrase)
+    authenticator = authenticator or open_authenticator(engine, pki, passphrase)
     worker = PushWorker(
         relay,
         authenticator,

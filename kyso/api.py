@@ -13,16 +13,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, render_template, request, send_file
+from flask import Blueprint, Flask, Response, jsonify, render_template, request, send_file
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.exceptions import UnsupportedMediaType
 
 from signer.levels import Level
 from signer.report import CertificateInfo
 
-from .app import services
 from .errors import AuthenticationRequired, InvalidRequest, InvalidToken
 from .openapi import form_fields, operations
+from .services import Services, current_services
 from .signing import STYLES, XML_CMS_LEVELS, PdfRequest, Signed, parse_box, parse_level, parse_time
 from .tokens import ApiToken
 from .workspace import safe_name, save_upload
@@ -49,14 +49,14 @@ def _token(required: bool) -> ApiToken | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         raise InvalidToken("use Authorization: Bearer kyso_…")
-    found = services()
+    found = current_services()
     token = found.tokens.authenticate(value.strip())
     found.limiter.hit(f"token:{token.id}", token.rate_per_minute)
     return token
 
 
 def _anonymous_rate() -> None:
-    found = services()
+    found = current_services()
     client = request.remote_addr or "unknown"
     found.limiter.hit(f"ip:{client}", found.settings.verify_rate_per_minute)
 
@@ -120,14 +120,14 @@ def _int(form: MultiDict[str, str], name: str, default: int, low: int, high: int
 
 
 def _workdir() -> Path:
-    root = services().settings.data_dir / "tmp"
+    root = current_services().settings.data_dir / "tmp"
     root.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(dir=root, prefix="api-"))
 
 
 def _save(upload: FileStorage, folder: Path, default: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    limit = services().settings.max_upload_bytes
+    limit = current_services().settings.max_upload_bytes
     return save_upload(upload.stream, folder, upload.filename or default, limit)
 
 
@@ -241,7 +241,9 @@ def sign_pdf() -> Response:
     try:
         source = _save(upload, folder / "in", "document.pdf")
         output = folder / "signed.pdf"
-        signed = services().signing.sign_pdf(token, _text(form, "key"), source, output, options)
+        signed = current_services().signing.sign_pdf(
+            token, _text(form, "key"), source, output, options
+        )
         result = signed.result
         filename = _signed_name(safe_name(upload.filename, "document.pdf"), "-signed.pdf")
         time = result.signing_time.isoformat()
@@ -284,8 +286,8 @@ def _xml_cms_request() -> tuple[ApiToken, str | None, FileStorage, Level]:
 @blueprint.post("/sign/xml")
 def sign_xml() -> Response:
     token, key, upload, level = _xml_cms_request()
-    data = upload.stream.read(services().settings.max_upload_bytes + 1)
-    signed = services().signing.sign_xml(token, key, data, level)
+    data = upload.stream.read(current_services().settings.max_upload_bytes + 1)
+    signed = current_services().signing.sign_xml(token, key, data, level)
     name = safe_name(upload.filename, "document.xml")
     return _blob_response(signed, _signed_name(name, "-signed.xml"), "application/xml")
 
@@ -293,7 +295,7 @@ def sign_xml() -> Response:
 @blueprint.post("/sign/cms")
 def sign_cms() -> Response:
     token, key, upload, level = _xml_cms_request()
-    signed = services().signing.sign_cms(token, key, upload.stream, level)
+    signed = current_services().signing.sign_cms(token, key, upload.stream, level)
     name = safe_name(upload.filename, "document")
     return _blob_response(
         signed, _signed_name(name, ".p7s", replace_extension=False), "application/pkcs7-signature"
@@ -313,7 +315,7 @@ def verify() -> Response:
     try:
         path = _save(document, folder / "document", "document")
         content_path = _save(content, folder / "content", "content") if content else None
-        report = services().signing.verify(path, content_path, offline, at)
+        report = current_services().signing.verify(path, content_path, offline, at)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     response = jsonify(report.to_dict())
@@ -325,7 +327,7 @@ def verify() -> Response:
 def keys() -> Response:
     token = _token(required=True)
     assert token is not None
-    identities = services().signing.allowed(token)
+    identities = current_services().signing.allowed(token)
     return jsonify(
         token=token.id,
         agency_code=token.agency_code,
@@ -336,12 +338,12 @@ def keys() -> Response:
 
 @blueprint.get("/openapi.json")
 def openapi() -> Response:
-    return jsonify(services().openapi)
+    return jsonify(current_services().openapi)
 
 
 @blueprint.get("/docs")
 def docs() -> str:
-    document = services().openapi
+    document = current_services().openapi
     listed = [
         {
             "method": method,
@@ -353,3 +355,8 @@ def docs() -> str:
         for method, path, operation in operations(document)
     ]
     return render_template("api_docs.html", document=document, operations=listed)
+
+
+def init_app(app: Flask, services: Services) -> None:
+    """Mount ``/api/v1`` (signing, verification, the API's documentation) on ``app``."""
+    app.register_blueprint(blueprint)

@@ -59,8 +59,9 @@ COMMANDS = {
 
 
 @click.group(cls=KysoGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--data", envvar="KYSO_DATA", help="Data directory (default: var).")
-@click.option("--db", envvar="KYSO_DB", help="Database URL (default: SQLite under --data).")
+# Without the option, Settings.load reads KYSO_DATA / KYSO_DB (kyso/config.py).
+@click.option("--data", help="Data directory (default: $KYSO_DATA, else var).")
+@click.option("--db", help="Database URL (default: $KYSO_DB, else SQLite under --data).")
 @click.version_option(package_name="kyso")
 @click.pass_context
 def main(ctx: click.Context, data: str | None, db: str | None) -> None:

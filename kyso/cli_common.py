@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
     from rich.console import Console
 
+    from certs.keystore import SigningKey
     from certs.pki import Pki
+
+    from .services import Root
 
     console: Console
 
@@ -171,24 +174,44 @@ class KysoGroup(click.Group):
 
 @dataclass
 class Context:
+    """What a command gets: the settings, and the parts of the object graph it uses, built by
+    the composition root (:class:`kyso.services.Root`) when first used."""
+
     settings: Settings
-    _engine: sa.Engine | None = None
+    _root: Root | None = None
+
+    @property
+    def root(self) -> Root:
+        """The object graph of this command; the passphrase is asked when a part needs it."""
+        if self._root is None:
+            from .secrets import passphrase
+            from .services import Root
+
+            settings = self.settings
+            self._root = Root(settings, lambda: passphrase(settings))
+        return self._root
+
+    def use(self, settings: Settings) -> None:
+        """Work with ``settings`` from now on (``kyso serve --data``): a new object graph."""
+        self.settings = settings
+        self._root = None
 
     @property
     def engine(self) -> sa.Engine:
-        if self._engine is None:
-            from .db import make_engine, upgrade
-
-            self._engine = make_engine(self.settings.db_url)
-            upgrade(self._engine)
-        return self._engine
+        """The database, migrated."""
+        return self.root.engine
 
     def pki(self, directory: Path | None = None) -> Pki:
-        from certs.layout import PkiLayout
-        from certs.pki import Pki
-        from certs.store import CertificateStore
+        """The PKI of the settings, or the one in ``directory`` (``--dir``)."""
+        return self.root.pki if directory is None else self.root.pki_at(directory)
 
-        return Pki(PkiLayout(directory or self.settings.pki_dir), CertificateStore(self.engine))
+    def open_key(self, reference: str) -> SigningKey:
+        """The signing key ``reference`` names: ``p12:`` with the passphrase, ``pkcs11:`` with
+        the PKCS#11 library and PIN of the settings (unless its URI names them)."""
+        from certs.keystore import open_key
+
+        secret = self.root.passphrase if reference.startswith("p12:") else None
+        return open_key(reference, secret, pkcs11=self.settings.pkcs11)
 
 
 pass_context = click.make_pass_decorator(Context)

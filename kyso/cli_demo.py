@@ -38,7 +38,7 @@ def demo_init(ctx: click.Context, if_missing: bool, base_url: str) -> None:
     if if_missing and PkiLayout(obj.settings.pki_dir).exists():
         console.print(f"demo PKI found in {obj.settings.pki_dir}")
     else:
-        ensure_demo_passphrase_file()
+        ensure_demo_passphrase_file(obj.settings)
         ctx.invoke(pki_init, directory=None, base_url=base_url, directory_file=None)
     ctx.invoke(demo_accounts)
     ctx.invoke(demo_exchange)
@@ -55,19 +55,11 @@ def demo_init(ctx: click.Context, if_missing: bool, base_url: str) -> None:
 @pass_context
 def demo_accounts(obj: Context) -> None:
     """Add the demo accounts (one password) and the province's API token, if missing."""
-    from certs.layout import PkiLayout
-    from certs.store import CertificateStore
-
-    from .accounts import AccountStore
     from .demo_accounts import PASSWORD_FILE, TOKEN_FILE, create_demo_accounts
-    from .identities import Identities
-    from .tokens import TokenStore
 
+    root = obj.root
     setup = create_demo_accounts(
-        AccountStore(obj.engine),
-        TokenStore(obj.engine),
-        Identities(CertificateStore(obj.engine), PkiLayout(obj.settings.pki_dir)),
-        obj.settings.secrets_dir,
+        root.accounts, root.tokens, root.identities, obj.settings.secrets_dir
     )
     secrets_dir = obj.settings.secrets_dir
     console.print(

@@ -22,9 +22,8 @@ def directory() -> None:
 def directory_load(obj: Context, file: Path | None) -> None:
     """Load (insert or update) agencies from FILE, or the demo directory."""
     from directory import load_directory
-    from directory.store import AgencyStore
 
-    count = AgencyStore(obj.engine).load(load_directory(file))
+    count = obj.root.agencies.load(load_directory(file))
     console.print(f"{count} agencies loaded")
 
 
@@ -32,7 +31,5 @@ def directory_load(obj: Context, file: Path | None) -> None:
 @pass_context
 def directory_show(obj: Context) -> None:
     """Print the agency tree."""
-    from directory.store import AgencyStore
-
-    for depth, agency in AgencyStore(obj.engine).directory().walk():
+    for depth, agency in obj.root.agencies.directory().walk():
         console.print(f"{'  ' * depth}{agency.code}  {agency.name}  [dim]({agency.level})[/dim]")

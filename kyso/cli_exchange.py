@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import getpass
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -30,14 +29,12 @@ import click
 from certs.clock import utcnow
 from certs.layout import PkiLayout
 from exchange import audit as events
-from exchange.audit import AuditLog, verify_chain
-from exchange.auth import Authenticator, Role
+from exchange.audit import verify_chain
+from exchange.auth import Role
 from exchange.errors import ExchangeError
 from exchange.status_names import CODE_NAMES
-from exchange.store import ExchangeStore
 
 from .cli_common import Context, KysoCommand, KysoGroup, console, pass_context, print_rows
-from .secrets import passphrase
 
 # The relay client and the signing stack are imported by the commands that use them.
 if TYPE_CHECKING:
@@ -46,7 +43,6 @@ if TYPE_CHECKING:
     from signer.policy import ValidationPolicy
 
 F = TypeVar("F", bound=Callable[..., Any])
-URL_ENV = "KYSO_URL"
 
 
 def exchange_errors(command: F) -> F:
@@ -95,15 +91,11 @@ def _client(obj: Context, agency: str, credentials: Path | None, url: str | None
     credential = Credential.load(path)
     if credential.agency != agency:
         raise click.UsageError(f"{path} holds the credential of {credential.agency}, not {agency}")
-    return RelayClient(credential, url or os.environ.get(URL_ENV))
+    return RelayClient(credential, url or obj.settings.relay_url)
 
 
 def _key(obj: Context, agency: str, reference: str | None) -> SigningKey:
-    from certs.keystore import open_key
-
-    reference = reference or f"p12:{PkiLayout(obj.settings.pki_dir).key(f'seal-{agency}')}"
-    secret = passphrase() if reference.startswith("p12:") else None
-    return open_key(reference, secret)
+    return obj.open_key(reference or f"p12:{PkiLayout(obj.settings.pki_dir).key(f'seal-{agency}')}")
 
 
 def _policy(obj: Context, trust: Path | None) -> ValidationPolicy:
@@ -379,29 +371,19 @@ def agency_group() -> None:
     """Agency systems' credentials for the exchange relay."""
 
 
-def _authenticator(obj: Context) -> Authenticator:
-    from certs.pki import Pki
-    from certs.store import CertificateStore
-    from exchange.service import open_authenticator
-
-    pki = Pki(PkiLayout(obj.settings.pki_dir), CertificateStore(obj.engine))
-    return open_authenticator(obj.engine, pki, passphrase())
-
-
 def issue_credential(
     obj: Context,
     role: Role,
     agency: str | None,
     label: str,
     out: Path,
-    authenticator: Authenticator | None = None,
 ) -> Path:
     """Create a credential, record it in the audit log, write its 0600 JSON file."""
     from exchange.client import Credential
 
-    record, secret = (authenticator or _authenticator(obj)).issue(role, agency, label)
+    record, secret = obj.root.authenticator.issue(role, agency, label)
     Credential(record.key_id, secret, role.value, agency, _relay_url(obj)).save(out)
-    AuditLog(ExchangeStore(obj.engine)).record(
+    obj.root.audit.record(
         events.ADMIN,
         _operator(),
         agency or record.key_id,
@@ -448,7 +430,7 @@ def agency_list(obj: Context) -> None:
             f"{c.created_at:%Y-%m-%d %H:%M}",
             "revoked" if c.revoked_at else "active",
         )
-        for c in _authenticator(obj).all()
+        for c in obj.root.authenticator.all()
     ]
     print_rows(("key id", "role", "agency", "label", "created", "status"), rows)
 
@@ -458,8 +440,8 @@ def agency_list(obj: Context) -> None:
 @pass_context
 def agency_revoke(obj: Context, key_id: str) -> None:
     """Revoke a credential at once."""
-    credential = _authenticator(obj).revoke(key_id)
-    AuditLog(ExchangeStore(obj.engine)).record(
+    credential = obj.root.authenticator.revoke(key_id)
+    obj.root.audit.record(
         events.ADMIN,
         _operator(),
         credential.agency or key_id,
@@ -484,7 +466,7 @@ def audit_verify(obj: Context, as_json: bool, no_timestamps: bool) -> None:
     """Recompute the hash chain and the checkpoints; exit 1 naming the first bad row."""
     from exchange.trust import trust_for_pki
 
-    log = AuditLog(ExchangeStore(obj.engine))
+    log = obj.root.audit
     checker = None if no_timestamps else trust_for_pki(obj.settings.pki_dir).check_token
     verdict = verify_chain(log, checker)
     if as_json:
@@ -512,7 +494,7 @@ def audit_show(obj: Context, after: int, limit: int) -> None:
     """Print audit rows (read-only)."""
     rows = [
         (str(e.seq), e.at, e.event, e.actor, e.subject, e.data[:80], e.hash[:12])
-        for e in AuditLog(ExchangeStore(obj.engine)).events(after, limit)
+        for e in obj.root.audit.events(after, limit)
     ]
     print_rows(("seq", "at", "event", "actor", "subject", "data", "hash"), rows)
 
@@ -521,16 +503,10 @@ def audit_show(obj: Context, after: int, limit: int) -> None:
 @pass_context
 def audit_checkpoint(obj: Context) -> None:
     """Timestamp the head of the chain now (the server does it every minute)."""
-    from certs.pki import Pki
-    from certs.services import PkiServices
-    from certs.store import CertificateStore
     from certs.tsa import stamp_digest
 
-    pki = Pki(PkiLayout(obj.settings.pki_dir), CertificateStore(obj.engine))
-    services = PkiServices.load(pki, passphrase())
-    made = AuditLog(ExchangeStore(obj.engine)).checkpoint(
-        lambda digest: stamp_digest(services.tsa, digest)
-    )
+    tsa = obj.root.pki_services.tsa
+    made = obj.root.audit.checkpoint(lambda digest: stamp_digest(tsa, digest))
     console.print(f"checkpoint at row {made.seq}" if made else "nothing new to checkpoint")
 
 
@@ -548,7 +524,7 @@ def relay_dead_letters(obj: Context) -> None:
     """Pushes that failed for longer than KYSO_DEAD_LETTER_AFTER."""
     rows = [
         (str(d.id), d.agency, d.kind, d.message_id, str(d.attempts), d.last_error or "")
-        for d in ExchangeStore(obj.engine).dead_letters()
+        for d in obj.root.exchange_store.dead_letters()
     ]
     print_rows(("id", "agency", "kind", "message", "attempts", "last error"), rows)
 
@@ -558,12 +534,11 @@ def relay_dead_letters(obj: Context) -> None:
 @pass_context
 def relay_retry(obj: Context, delivery_id: int) -> None:
     """Push a dead letter again."""
-    store = ExchangeStore(obj.engine)
-    now = utcnow()
+    store, now = obj.root.exchange_store, utcnow()
     with store.write() as conn:
         if not store.revive(conn, delivery_id, now):
             raise click.UsageError(f"no dead letter {delivery_id}")
-        AuditLog(store).append(
+        obj.root.audit.append(
             conn,
             events.ADMIN,
             _operator(),
@@ -581,18 +556,15 @@ def relay_retry(obj: Context, delivery_id: int) -> None:
 @pass_context
 def demo_exchange(obj: Context) -> None:
     """Create a relay credential for every demo agency (if missing) under var/secrets/."""
-    from directory.store import AgencyStore
-
     made = 0
-    authenticator = _authenticator(obj)
     wanted: list[tuple[Role, str | None, str]] = [
-        (Role.AGENCY, agency.code, agency.code) for agency in AgencyStore(obj.engine).directory()
+        (Role.AGENCY, agency.code, agency.code) for agency in obj.root.agencies.directory()
     ]
     wanted += [(role, None, role.value) for role in (Role.ADMIN, Role.AUDITOR)]
     for role, code, name in wanted:
         target = credential_path(obj, name)
         if not target.exists():
-            issue_credential(obj, role, code, "demo", target, authenticator)
+            issue_credential(obj, role, code, "demo", target)
             made += 1
     console.print(
         f"{made} relay credentials created in {obj.settings.data_dir / 'secrets'} "
@@ -602,7 +574,7 @@ def demo_exchange(obj: Context) -> None:
 
 def record_revocation(obj: Context, serial: str, common_name: str, reason: str) -> None:
     """`kyso pki revoke` also goes into the audit log."""
-    AuditLog(ExchangeStore(obj.engine)).record(
+    obj.root.audit.record(
         events.REVOKED,
         _operator(),
         serial,

@@ -23,7 +23,6 @@ from .cli_common import (
     default_tsa_url,
     pass_context,
 )
-from .secrets import passphrase
 
 if TYPE_CHECKING:
     from signer.policy import ValidationPolicy
@@ -63,8 +62,8 @@ def _policy(
     return ValidationPolicy(tuple(roots), offline=offline, at=at)
 
 
-def _key_passphrase(reference: str) -> bytes | None:
-    return passphrase() if reference.startswith("p12:") else None
+def _key_passphrase(obj: Context, reference: str) -> bytes | None:
+    return obj.root.passphrase if reference.startswith("p12:") else None
 
 
 @click.command("pdf", cls=KysoCommand)
@@ -124,7 +123,6 @@ def sign_pdf(
     trust: Path | None,
 ) -> None:
     """Sign SOURCE (PAdES) into OUTPUT."""
-    from certs.keystore import open_key
     from signer.explain import vietnam_time
     from signer.pdf import PdfSignOptions, sign
     from signer.report import CertificateInfo
@@ -141,7 +139,7 @@ def sign_pdf(
         tsa_url=tsa_url or default_tsa_url(obj.settings),
         policy=_policy(obj, trust, offline=False, at=None) if chosen.long_term else None,
     )
-    with open_key(key_ref, _key_passphrase(key_ref)) as key:
+    with obj.open_key(key_ref) as key:
         if visible:
             from signer.stamps import StampKind, StampRequest
 
@@ -157,6 +155,7 @@ def sign_pdf(
                 agency_name=signer_info.organization,
                 signer_name=signer_info.common_name,
                 text_block=text_block,
+                font=obj.settings.stamp_font,
             )
             options = dataclasses.replace(options, stamp=stamp)
         with console.status(f"Signing {source.name} ({chosen})…"):
@@ -209,10 +208,11 @@ def sign_pdfs(
             list(sources),
             out_dir,
             key_ref,
-            _key_passphrase(key_ref),
+            _key_passphrase(obj, key_ref),
             options,
             workers=workers,
             progress=lambda done, _: progress.update(task, completed=done),
+            pkcs11=obj.settings.pkcs11,
         )
     failed = [item for item in items if item.error is not None]
     console.print(f"{len(items) - len(failed)} of {len(items)} signed into {out_dir}")

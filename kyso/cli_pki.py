@@ -44,22 +44,21 @@ def pki_init(
     obj: Context, directory: Path | None, base_url: str, directory_file: Path | None
 ) -> None:
     """Create a complete demo PKI: CAs, TSA, OCSP, relay, agency seals and officers."""
-    from certs.store import CertificateStore, serial_hex
+    from certs.store import serial_hex
     from directory import load_directory
-    from directory.store import AgencyStore
 
     from .demo.pki import create_demo_pki
 
     target = directory or obj.settings.pki_dir
     agencies = load_directory(directory_file)
-    secret = passphrase(confirm=True)
-    AgencyStore(obj.engine).load(agencies)
+    secret = passphrase(obj.settings, confirm=True)
+    obj.root.agencies.load(agencies)
     with console.status("Creating the PKI…") as status:
         identities = create_demo_pki(
             target,
             base_url,
             secret,
-            CertificateStore(obj.engine),
+            obj.root.certificates,
             agencies,
             progress=lambda step: status.update(f"Issuing: {step}"),
         )
@@ -107,14 +106,14 @@ def _issue(
     from certs.store import serial_hex
 
     pki = obj.pki(directory)
-    secret = passphrase()
+    secret = obj.root.passphrase
     if key_ref:
         uri = Pkcs11Uri.parse(key_ref)
-        public_key = generate_in_token(uri, key_type)
+        public_key = generate_in_token(uri, key_type, obj.settings.pkcs11)
         issued = pki.issue(
             profile, subject, secret, name=name, public_key=public_key, key_ref=uri.redacted()
         )
-        store_certificate_in_token(uri, issued.certificate)
+        store_certificate_in_token(uri, issued.certificate, obj.settings.pkcs11)
     else:
         issued = pki.issue(profile, subject, secret, name=name, key_type=key_type)
     console.print(f"issued {serial_hex(issued.certificate.serial_number)} to {subject.common_name}")
@@ -185,7 +184,7 @@ def pki_revoke(obj: Context, directory: Path | None, serial: str, reason: str) -
         flag = parse_reason(reason)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--reason") from None
-    record = obj.pki(directory).revoke(parse_serial(serial), flag, passphrase())
+    record = obj.pki(directory).revoke(parse_serial(serial), flag, obj.root.passphrase)
     record_revocation(obj, serial_hex(record.serial), record.common_name, flag.value)
     console.print(f"revoked {serial_hex(record.serial)} ({record.common_name}): {flag.value}")
 

@@ -28,22 +28,20 @@ def serve(obj: Context, host: str, port: int, threads: int, workers: int, data: 
     """Serve Kyso (API, web pages, PKI services) with waitress, or gunicorn for --workers > 1."""
     from waitress import serve as waitress_serve
 
-    from certs.services import PkiServices
-
-    from .app import create_app
-    from .secrets import passphrase
+    from .app import build_app, create_app, prepare_process
 
     if data is not None:
-        obj.settings = Settings.load(data=data)
-        obj._engine = None
+        obj.use(Settings.load(data=data))
 
-    secret = passphrase()
+    root = obj.root
+    secret = root.passphrase  # asked first, before the database is opened
     if workers == 1:
-        app = create_app(obj.settings, secret)
+        prepare_process()
+        app = build_app(root.services)
     else:
         # The workers build their apps after the fork; a wrong passphrase must stop the
         # server here, in one line, not in every worker with a traceback.
-        PkiServices.load(obj.pki(), secret)
+        root.pki_services  # noqa: B018 - opening the service keys checks the passphrase
         app = None
     url = f"http://{host}:{port}"
     console.print(f"Kyso is running on [bold]{url}[/bold]")
@@ -65,7 +63,7 @@ def serve(obj: Context, host: str, port: int, threads: int, workers: int, data: 
 
 
 def _print_demo_keys(obj: Context) -> None:
-    records = [r for r in obj.pki().store.all() if r.profile in ("seal", "person")]
+    records = [r for r in obj.root.certificates.all() if r.profile in ("seal", "person")]
     if not records:
         return
     console.print("  Demo signing keys (passphrase: $KYSO_PASSPHRASE or $KYSO_PASSPHRASE_FILE):")
@@ -82,11 +80,10 @@ def _print_demo_accounts(obj: Context, url: str) -> None:
 
     from rich.markup import escape
 
-    from .accounts import AccountStore
     from .demo_accounts import DEMO_ACCOUNTS, PASSWORD_FILE, TOKEN_FILE
 
     password_file = obj.settings.secrets_dir / PASSWORD_FILE
-    store = AccountStore(obj.engine)
+    store = obj.root.accounts
     found = [a for a in (store.find(d.username) for d in DEMO_ACCOUNTS) if a is not None]
     if password_file.exists() and found:
         console.print(f"  Demo accounts (their password is in {escape(str(password_file))}):")

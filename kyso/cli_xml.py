@@ -19,7 +19,6 @@ from signer.errors import DocumentTooLarge, SigningFailed
 from signer.levels import Level
 
 from .cli_common import Context, KysoCommand, console, default_tsa_url, pass_context
-from .secrets import passphrase
 
 if TYPE_CHECKING:
     from pyhanko.sign.timestamps import TimeStamper
@@ -27,13 +26,6 @@ if TYPE_CHECKING:
     from certs.keystore import SigningKey
 
 LEVELS = click.Choice([Level.B_B.value, Level.B_T.value])
-
-
-def _open(reference: str) -> SigningKey:
-    from certs.keystore import open_key
-
-    secret = passphrase() if reference.startswith("p12:") else None
-    return open_key(reference, secret)
 
 
 def _timestamper(obj: Context, level: str, tsa_url: str | None) -> TimeStamper | None:
@@ -113,7 +105,7 @@ def sign_xml(
         raise DocumentTooLarge(f"{source.name} is {size} bytes, over {safexml.MAX_XML_BYTES}")
     data = source.read_bytes()
     timestamper = _timestamper(obj, level, tsa_url)
-    with _open(key_ref) as key:
+    with obj.open_key(key_ref) as key:
         signed = xml_signing.sign_xml(data, key, level=level, timestamper=timestamper)
         _write(output, signed)
         _done("XAdES", source, output, level, key)
@@ -128,7 +120,7 @@ def sign_cms(
     from signer import cades
 
     timestamper = _timestamper(obj, level, tsa_url)
-    with _open(key_ref) as key, source.open("rb") as content:
+    with obj.open_key(key_ref) as key, source.open("rb") as content:
         signature = cades.sign_cms(content, key, level=level, timestamper=timestamper)
         _write(output, signature)
         _done("CAdES", source, output, level, key)

@@ -38,6 +38,7 @@ from .errors import (
     PersonalKeyNotAllowed,
     RateLimited,
 )
+from .services import Services
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +149,8 @@ def _extra_headers(exc: Exception) -> dict[str, str]:
     return {}
 
 
-def register(app: Flask) -> None:
-    """Install the error handlers on ``app``."""
+def init_app(app: Flask, services: Services) -> None:
+    """Install the error handlers on ``app`` (they need none of its ``services``)."""
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:

@@ -1,8 +1,8 @@
-"""Where passphrases come from: the environment, a file, or a prompt; never argv."""
+"""Where passphrases come from: the settings (``KYSO_PASSPHRASE``, ``KYSO_PASSPHRASE_FILE``,
+read in ``kyso/config.py``), or a prompt; never argv."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import sys
 from pathlib import Path
@@ -11,24 +11,25 @@ import click
 
 from certs.keyfile import write_private
 
+from .config import Settings
+
 PASSPHRASE_ENV = "KYSO_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 PASSPHRASE_FILE_ENV = "KYSO_PASSPHRASE_FILE"  # noqa: S105
-SECRET_KEY_ENV = "KYSO_SECRET_KEY"  # noqa: S105
 
 
 class NoPassphrase(click.UsageError):
     """No passphrase could be found without prompting."""
 
 
-def passphrase(confirm: bool = False) -> bytes:
-    """The PKI passphrase from ``KYSO_PASSPHRASE``, ``KYSO_PASSPHRASE_FILE`` or a prompt."""
-    value = os.environ.get(PASSPHRASE_ENV)
-    if value:
-        return value.encode()
-    file = os.environ.get(PASSPHRASE_FILE_ENV)
+def passphrase(settings: Settings, confirm: bool = False) -> bytes:
+    """The PKI passphrase: ``KYSO_PASSPHRASE``, the file ``KYSO_PASSPHRASE_FILE`` names, or a
+    prompt (in a terminal only)."""
+    if settings.passphrase:
+        return settings.passphrase.encode()
+    file = settings.passphrase_file
     if file:
         try:
-            return Path(file).read_text(encoding="utf-8").strip().encode()
+            return file.read_text(encoding="utf-8").strip().encode()
         except OSError as exc:
             raise NoPassphrase(
                 f"cannot read {PASSPHRASE_FILE_ENV}={file}: {exc.strerror}"
@@ -43,21 +44,21 @@ def passphrase(confirm: bool = False) -> bytes:
     )
 
 
-def ensure_demo_passphrase_file() -> None:
+def ensure_demo_passphrase_file(settings: Settings) -> None:
     """For the demo: create the passphrase file named by KYSO_PASSPHRASE_FILE if it is missing."""
-    file = os.environ.get(PASSPHRASE_FILE_ENV)
-    if os.environ.get(PASSPHRASE_ENV) or not file or Path(file).exists():
+    file = settings.passphrase_file
+    if settings.passphrase or not file or file.exists():
         return
-    write_private(Path(file), (secrets.token_urlsafe(24) + "\n").encode())
+    write_private(file, (secrets.token_urlsafe(24) + "\n").encode())
 
 
-def flask_secret_key(secrets_dir: Path) -> bytes:
+def flask_secret_key(settings: Settings) -> bytes:
     """The key that signs session cookies: ``KYSO_SECRET_KEY``, or one generated once into
-    ``secrets_dir/flask-secret`` (mode 0600) and kept, so sessions survive a restart."""
-    value = os.environ.get(SECRET_KEY_ENV)
-    if value:
-        return value.encode()
-    file = secrets_dir / "flask-secret"
+    ``secrets/flask-secret`` of the data directory (mode 0600) and kept, so sessions survive a
+    restart."""
+    if settings.secret_key:
+        return settings.secret_key.encode()
+    file = settings.secrets_dir / "flask-secret"
     if not file.exists():
         write_private(file, (secrets.token_urlsafe(48) + "\n").encode())
     return file.read_text(encoding="utf-8").strip().encode()

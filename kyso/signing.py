@@ -27,6 +27,7 @@ from pyhanko.sign.timestamps import TimeStamper
 
 from certs.errors import PKIError
 from certs.keystore import SigningKey, open_key
+from certs.pkcs11uri import DEFAULT_ACCESS, Pkcs11Access
 from certs.store import CertificateRecord, CertificateStore
 from signer.errors import InvalidDocument, SigningFailed, UnsupportedFormat
 from signer.levels import Level
@@ -61,10 +62,12 @@ class KeyRing:
     """Opened signing keys, one per key reference, opened on first use and kept.
 
     PKCS#11 sessions are not shared between threads: signing with such a key holds its lock.
+    ``pkcs11`` names the library and PIN of a ``pkcs11:`` key whose URI does not.
     """
 
-    def __init__(self, passphrase: bytes | None) -> None:
+    def __init__(self, passphrase: bytes | None, pkcs11: Pkcs11Access = DEFAULT_ACCESS) -> None:
         self._passphrase = passphrase
+        self._pkcs11 = pkcs11
         self._keys: dict[str, SigningKey] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -77,7 +80,7 @@ class KeyRing:
             if key is None:
                 secret = self._passphrase if key_ref.startswith("p12:") else None
                 try:
-                    key = open_key(key_ref, secret)
+                    key = open_key(key_ref, secret, pkcs11=self._pkcs11)
                 except PKIError as exc:
                     log.error("signing key %s cannot be opened: %s", key_name(key_ref), exc)
                     raise KeyUnavailable(
@@ -179,7 +182,9 @@ class SigningService:
         trust_roots: tuple[x509.Certificate, ...],
         timestamper: TimeStamper | None,
         local_answers: LocalAnswers | None = None,
+        stamp_font: Path | None = None,
     ) -> None:
+        """``stamp_font``: the font of visible signatures' text (None: Noto Serif)."""
         self.identities = identities
         self.keyring = keyring
         self.trust_roots = trust_roots
@@ -187,6 +192,7 @@ class SigningService:
         # to itself: a request thread must not wait for another request thread.
         self.timestamper = timestamper
         self.local_answers = local_answers
+        self.stamp_font = stamp_font
 
     @property
     def store(self) -> CertificateStore:
@@ -322,6 +328,7 @@ class SigningService:
             agency_name=info.organization,
             signer_name=info.common_name,
             text_block=request.text_block,
+            font=self.stamp_font,
         )
         appearance, params = build_appearance_for_file(stamp, source, dt.datetime.now(dt.UTC))
         return dataclasses.replace(options, appearance=appearance, stamp_params=params)

@@ -45,7 +45,6 @@ from exchange.auth import from_networks
 from signer.explain import vietnam_time
 
 from .accounts import Account
-from .app import services
 from .config import Network
 from .errors import (
     AuthenticationRequired,
@@ -57,6 +56,7 @@ from .errors import (
 from .i18n import LANGUAGES, change_text, language, term, translate
 from .identities import key_name
 from .report_pdf import render_report_pdf
+from .services import SERVICES_KEY, Services, current_services
 from .signing import PdfRequest, parse_level
 from .workspace import save_upload, sign_upload
 
@@ -111,7 +111,7 @@ def _session_account() -> Account | None:
     username = session.get("user")
     if not isinstance(username, str):
         return None
-    account = services().accounts.session_account(
+    account = current_services().accounts.session_account(
         username, session.get("generation"), session.get("sid")
     )
     if account is None:  # an ended session: the browser gets a cookie without the user
@@ -181,7 +181,7 @@ def client_address() -> str:
     From any other peer the header is ignored: anyone can write it, to dodge the address limit
     or to have another address locked.
     """
-    settings = services().settings
+    settings = current_services().settings
     peer = request.remote_addr or "unknown"
     header = settings.client_address_header
     forwarded = ", ".join(request.headers.getlist(header)) if header else ""
@@ -261,7 +261,7 @@ def login() -> ResponseReturnValue:
     password = request.form.get("password", "")
     next_url = _safe_next(request.form.get("next"))
     try:
-        account = services().accounts.login(username, password, client_address())
+        account = current_services().accounts.login(username, password, client_address())
     except InvalidCredentials:
         page = render_template("login.html", error=t("login.failed"), username=username,
                                next=next_url)  # fmt: skip
@@ -282,7 +282,7 @@ def logout() -> ResponseReturnValue:
     session_id = session.get("sid")
     if current_user() is not None and isinstance(session_id, str):
         lifetime = current_app.permanent_session_lifetime + LONGEST_REQUEST
-        services().accounts.end_session(session_id, lifetime)
+        current_services().accounts.end_session(session_id, lifetime)
     _end_session()
     return redirect(url_for("web.login_form"))
 
@@ -293,7 +293,7 @@ def logout_everywhere() -> ResponseReturnValue:
     user = current_user()
     if user is None:
         raise AuthenticationRequired("log in first")
-    services().accounts.end_all_sessions(user.username)
+    current_services().accounts.end_all_sessions(user.username)
     _end_session()
     return redirect(url_for("web.login_form"))
 
@@ -304,7 +304,7 @@ def logout_everywhere() -> ResponseReturnValue:
 @blueprint.get("/sign")
 @login_required("sign")
 def sign_page() -> str:
-    identities = services().signing.allowed(_user())
+    identities = current_services().signing.allowed(_user())
     return render_template("sign.html", identities=identities)
 
 
@@ -321,14 +321,14 @@ def upload() -> Response:
     file = request.files.get("file")
     if file is None:
         raise InvalidRequest("file: a PDF file part is required")
-    added = services().workspace.add_pdf(_user().username, file.filename, file.stream)
+    added = current_services().workspace.add_pdf(_user().username, file.filename, file.stream)
     return jsonify({**added.to_dict(), **_upload_urls(added.id)})
 
 
 @blueprint.get("/sign/uploads/<upload_id>/pages/<int:page>.png")
 @login_required("sign")
 def page_png(upload_id: str, page: int) -> Response:
-    png = services().workspace.page_png(_user().username, upload_id, page)
+    png = current_services().workspace.page_png(_user().username, upload_id, page)
     return send_file(png, mimetype="image/png", max_age=0)
 
 
@@ -362,7 +362,7 @@ def sign_one(upload_id: str) -> Response:
         page=page,
         box=_json_box(data.get("box")),
     )
-    found = services()
+    found = current_services()
     signed_upload, signed = sign_upload(
         found.workspace, found.signing, _user(), upload_id, key if isinstance(key, str) else None,
         options,
@@ -383,7 +383,7 @@ def sign_one(upload_id: str) -> Response:
 @blueprint.get("/sign/uploads/<upload_id>/download")
 @login_required("sign")
 def download(upload_id: str) -> Response:
-    found = services().workspace.get(_user().username, upload_id)
+    found = current_services().workspace.get(_user().username, upload_id)
     return send_file(
         found.path, mimetype="application/pdf", as_attachment=True, download_name=found.name
     )
@@ -400,7 +400,7 @@ def verify_page() -> str:
 
 def _save(file: FileStorage, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    limit = services().settings.max_upload_bytes
+    limit = current_services().settings.max_upload_bytes
     return save_upload(file.stream, folder, file.filename or "document", limit)
 
 
@@ -411,7 +411,7 @@ def verify() -> ResponseReturnValue:
     if document is None or not document.filename:
         raise InvalidRequest("choose a document to verify")
     content = request.files.get("content")
-    found = services()
+    found = current_services()
     root = found.settings.data_dir / "tmp"
     root.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(dir=root, prefix="web-"))
@@ -428,14 +428,14 @@ def verify() -> ResponseReturnValue:
 @blueprint.get("/reports/<report_id>")
 @login_required("verify")
 def report_page(report_id: str) -> str:
-    report = services().workspace.report(_user().username, report_id)
+    report = current_services().workspace.report(_user().username, report_id)
     return render_template("report.html", report=report, report_id=report_id)
 
 
 @blueprint.get("/reports/<report_id>.json")
 @login_required("verify")
 def report_json(report_id: str) -> Response:
-    report = services().workspace.report(_user().username, report_id)
+    report = current_services().workspace.report(_user().username, report_id)
     response = jsonify(report)
     name = f"{report.get('document', 'report')}.report.json"
     response.headers["Content-Disposition"] = _attachment(name)
@@ -445,7 +445,7 @@ def report_json(report_id: str) -> Response:
 @blueprint.get("/reports/<report_id>.pdf")
 @login_required("verify")
 def report_pdf(report_id: str) -> Response:
-    report = services().workspace.report(_user().username, report_id)
+    report = current_services().workspace.report(_user().username, report_id)
     response = make_response(render_report_pdf(report, lang()))
     response.mimetype = "application/pdf"
     response.headers["Content-Disposition"] = _attachment(
@@ -467,7 +467,7 @@ def _attachment(filename: str) -> str:
 @blueprint.get("/admin")
 @login_required("admin")
 def admin() -> str:
-    found = services()
+    found = current_services()
     return render_template(
         "admin.html",
         accounts=found.accounts.all(),
@@ -480,7 +480,7 @@ def admin() -> str:
 @blueprint.post("/admin/tokens/<token_id>/revoke")
 @login_required("admin")
 def revoke_token(token_id: str) -> ResponseReturnValue:
-    services().tokens.revoke(token_id)
+    current_services().tokens.revoke(token_id)
     return redirect(url_for("web.admin") + "#tokens")
 
 
@@ -498,7 +498,7 @@ def _vn_time(value: object) -> str:
     return "–"
 
 
-def register(app: Flask) -> None:
+def init_app(app: Flask, services: Services) -> None:
     """Mount the pages and give every template (error pages too) its helpers."""
     app.register_blueprint(blueprint)
     app.jinja_env.filters["key_name"] = key_name
@@ -509,7 +509,7 @@ def register(app: Flask) -> None:
             "t": t,
             "lang": lang(),
             "languages": LANGUAGES,
-            "user": current_user() if "kyso.services" in app.extensions else None,
+            "user": current_user() if SERVICES_KEY in app.extensions else None,
             "csrf_token": csrf_token,
             "vn_time": _vn_time,
             "change_text": lambda text: change_text(lang(), text),

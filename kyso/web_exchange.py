@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, render_template
+from flask import Blueprint, Flask, render_template
 
 from exchange.auth import Principal, Role
-from exchange.http import EXTENSION_KEY
-from exchange.service import Exchange
 from signer.edxml import STATUS_MEANINGS
 
 from .accounts import Role as AccountRole
+from .services import Services, current_services
 from .web import current_user, login_required
 
 blueprint = Blueprint("exchange_web", __name__)
@@ -42,8 +41,7 @@ def _recipients_text(recipients: list[dict[str, Any]]) -> list[str]:
 def exchange_page() -> str:
     user = current_user()
     assert user is not None
-    exchange: Exchange = current_app.extensions[EXTENSION_KEY]
-    relay = exchange.relay
+    relay = current_services().exchange.relay
     if user.agency_code and user.role in (AccountRole.CLERK, AccountRole.OFFICER):
         principal = Principal(Role.AGENCY, user.agency_code, None, "web")
         inbox = relay.received(principal, 100)
@@ -71,5 +69,6 @@ def exchange_page() -> str:
     )
 
 
-def register(app: Flask) -> None:
+def init_app(app: Flask, services: Services) -> None:
+    """Mount the clerk's page on ``app``."""
     app.register_blueprint(blueprint)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from certs.keystore import SigningKey, open_key
+from certs.pkcs11uri import DEFAULT_ACCESS, Pkcs11Access
 
 from .errors import SignerError, SigningFailed
 from .pdf import PdfSignOptions, PdfSignResult, sign
@@ -36,9 +37,11 @@ class BatchItem:
     error: str | None = None
 
 
-def _init_worker(key_ref: str, passphrase: bytes | None, options: PdfSignOptions) -> None:
+def _init_worker(
+    key_ref: str, passphrase: bytes | None, pkcs11: Pkcs11Access, options: PdfSignOptions
+) -> None:
     global _worker_key, _worker_options
-    _worker_key = open_key(key_ref, passphrase)
+    _worker_key = open_key(key_ref, passphrase, pkcs11=pkcs11)
     _worker_options = options
 
 
@@ -52,17 +55,21 @@ def _sign_one(job: tuple[Path, Path]) -> BatchItem:
 
 
 def _pool(
-    workers: int, key_ref: str, passphrase: bytes | None, options: PdfSignOptions
+    workers: int,
+    key_ref: str,
+    passphrase: bytes | None,
+    pkcs11: Pkcs11Access,
+    options: PdfSignOptions,
 ) -> ProcessPoolExecutor:
     fork = multiprocessing.get_context("fork")
     if key_ref.startswith("p12:"):
-        _init_worker(key_ref, passphrase, options)  # inherited by the forked workers
+        _init_worker(key_ref, passphrase, pkcs11, options)  # inherited by the forked workers
         return ProcessPoolExecutor(max_workers=workers, mp_context=fork)
     return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=fork,
         initializer=_init_worker,
-        initargs=(key_ref, passphrase, options),
+        initargs=(key_ref, passphrase, pkcs11, options),
     )
 
 
@@ -74,9 +81,11 @@ def sign_many(
     options: PdfSignOptions,
     workers: int | None = None,
     progress: Progress = lambda done, total: None,
+    pkcs11: Pkcs11Access = DEFAULT_ACCESS,
 ) -> list[BatchItem]:
     """Sign ``sources`` into ``out_dir`` (same file names) using ``workers`` processes.
 
+    ``pkcs11`` reaches a ``pkcs11:`` key (library, PIN) whose URI does not say how.
     ``workers=1`` signs in this process. A document that fails does not stop the others;
     an ``out_dir`` that cannot be created raises :class:`SigningFailed` before any work.
     """
@@ -87,13 +96,13 @@ def sign_many(
     jobs = [(source, out_dir / source.name) for source in sources]
     workers = workers or os.cpu_count() or 1
     if workers == 1:
-        _init_worker(key_ref, passphrase, options)
+        _init_worker(key_ref, passphrase, pkcs11, options)
         items = []
         for done, job in enumerate(jobs, 1):
             items.append(_sign_one(job))
             progress(done, len(jobs))
         return items
-    with _pool(workers, key_ref, passphrase, options) as pool:
+    with _pool(workers, key_ref, passphrase, pkcs11, options) as pool:
         items = []
         for done, item in enumerate(pool.map(_sign_one, jobs, chunksize=4), 1):
             items.append(item)

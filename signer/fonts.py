@@ -17,7 +17,6 @@ instead of producing a stamp that extracts well and prints badly.
 from __future__ import annotations
 
 import functools
-import os
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,6 @@ from fontTools.ttLib import TTFont, TTLibError
 
 from .errors import SigningFailed
 
-FONT_ENV = "KYSO_STAMP_FONT"
 DEFAULT_FONT = Path("/usr/share/fonts/truetype/noto/NotoSerif-Regular.ttf")
 # pyHanko 0.38 puts glyph widths into the PDF unscaled (see the module docstring).
 REQUIRED_UNITS_PER_EM = 1000
@@ -77,20 +75,20 @@ def _hb_font(path: Path) -> hb.Font:
 
 
 def stamp_font(path: Path | None = None) -> StampFont:
-    """The stamp font: ``path``, else ``$KYSO_STAMP_FONT``, else Noto Serif Regular.
+    """The stamp font: ``path``, else Noto Serif Regular (Kyso's shell gives the font named by
+    ``KYSO_STAMP_FONT``; this module reads no environment).
 
     Raises :class:`StampFontError` if the file is missing, unreadable, lacks a Vietnamese
     letter or does not have 1000 units per em.
     """
-    chosen = path or Path(os.environ.get(FONT_ENV) or DEFAULT_FONT)
-    return _load(chosen.resolve())
+    return _load((path or DEFAULT_FONT).resolve())
 
 
 @functools.lru_cache(maxsize=4)
 def _load(path: Path) -> StampFont:
     if not path.is_file():
         raise StampFontError(
-            f"stamp font {path} not found: install fonts-noto-core or set {FONT_ENV}"
+            f"stamp font {path} not found: install fonts-noto-core or set KYSO_STAMP_FONT"
         )
     try:
         font = TTFont(path, lazy=True)

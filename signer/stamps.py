@@ -105,6 +105,7 @@ class StampRequest:
     agency_name: str | None = None  # COPY, and the text block
     signer_name: str | None = None  # the text block
     text_block: bool = False  # PERSON only: "Ký bởi / Cơ quan / Thời gian ký"
+    font: Path | None = None  # the text's font file; None: Noto Serif (see signer.fonts)
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,7 @@ def _text(value: str | None, what: str, font: StampFont) -> str:
 
 def _params(request: StampRequest, signing_time: dt.datetime) -> dict[str, str]:
     """Text parameters: only those the requested style shows, each checked against the font."""
-    font = stamp_font()
+    font = stamp_font(request.font)
     params = {TIME_PARAM: vietnam_time(signing_time)}
     kind = request.kind
     if kind is StampKind.ATTACHMENT:
@@ -285,9 +286,8 @@ def _block_height(lines: int, size: float, font: StampFont) -> float:
 
 
 def _lines(
-    templates: tuple[str, ...], left: float, top: float, size: float
+    templates: tuple[str, ...], left: float, top: float, size: float, font: StampFont
 ) -> tuple[TextLine, ...]:
-    font = stamp_font()
     first = top - font.ascent * size
     step = LEADING * size / TEXT_SIZE
     return tuple(TextLine(t, left, first - i * step) for i, t in enumerate(templates))
@@ -308,7 +308,7 @@ def _person(request: StampRequest, params: dict[str, str]) -> tuple[Rect, KysoSt
             marked_image=relative,
         )
         return field, style
-    font = stamp_font()
+    font = stamp_font(request.font)
     templates = (
         "Ký bởi: %(kyso_signer)s",
         "Cơ quan: %(kyso_agency)s",
@@ -327,7 +327,7 @@ def _person(request: StampRequest, params: dict[str, str]) -> tuple[Rect, KysoSt
     style = KysoStampStyle(
         kind=StampKind.PERSON,
         images=(ImagePlacement(png.path, image),),
-        lines=_lines(templates, x1 + PADDING - field[0], y1 + text_height - field[1], size),
+        lines=_lines(templates, x1 + PADDING - field[0], y1 + text_height - field[1], size, font),
         font_file=str(font.path),
         font_size=size,
         marked_image=image,
@@ -472,7 +472,7 @@ def _offset(rect: Rect, origin: Rect) -> Rect:
 def _text_only(
     request: StampRequest, page: _Page, params: dict[str, str]
 ) -> tuple[Rect, KysoStampStyle]:
-    font = stamp_font()
+    font = stamp_font(request.font)
     if request.kind is StampKind.ATTACHMENT:
         templates: tuple[str, ...] = ("%(kyso_code)s", f"%({TIME_PARAM})s")
     else:
@@ -491,7 +491,7 @@ def _text_only(
     field = _snap(box)
     style = KysoStampStyle(
         kind=request.kind,
-        lines=_lines(templates, box[0] + PADDING - field[0], box[3] - field[1], TEXT_SIZE),
+        lines=_lines(templates, box[0] + PADDING - field[0], box[3] - field[1], TEXT_SIZE, font),
         font_file=str(font.path),
         font_size=TEXT_SIZE,
     )

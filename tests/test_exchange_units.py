@@ -30,7 +30,9 @@ from exchange.errors import (
 from exchange.routing import load_rules, rules_from_json
 from exchange.store import ExchangeStore
 from exchange.wire import sign_request
+from kyso.config import Settings, relay_config
 from kyso.db import make_engine, upgrade
+from kyso.errors import InvalidRequest
 
 PROVINCE, DEPT, VINH, NGHI_LOC = "000.00.00.H41", "000.00.02.H41", "000.00.21.H41", "000.00.22.H41"
 HUNG_DUNG, HUNG_LOC, NGHI_PHONG = "000.01.21.H41", "000.02.21.H41", "000.01.22.H41"
@@ -100,7 +102,8 @@ def test_routing_rules_are_configuration_for_any_tree(
         )
     )
     monkeypatch.setenv("KYSO_ROUTING", str(file))
-    rules = load_rules()
+    assert load_rules().source == "exchange/data/routing.json"  # the domain reads no variable
+    rules = load_rules(Settings.load().relay.routing_file)
     assert rules.source == str(file)
     assert rules.allows(tree, "000.00.01.H40", "000.00.02.H40")
     assert rules.allows(tree, "000.01.02.H40", "000.00.00.H40")  # same tree
@@ -364,16 +367,14 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
 
 def test_trusted_proxy_networks_from_the_environment() -> None:
     from exchange.auth import from_networks
-    from exchange.config import RelayConfig
-    from exchange.errors import BadRequest
 
-    default = RelayConfig.from_env({}).client_cert_proxies
+    default = relay_config({}).client_cert_proxies
     assert from_networks("127.0.0.1", default) and from_networks("::1", default)
     assert not from_networks("10.0.0.1", default) and not from_networks(None, default)
     assert not from_networks("not an address", default)
-    chosen = RelayConfig.from_env({"KYSO_CLIENT_CERT_PROXIES": "10.0.0.5, 10.1.0.0/16"})
+    chosen = relay_config({"KYSO_CLIENT_CERT_PROXIES": "10.0.0.5, 10.1.0.0/16"})
     assert from_networks("10.1.2.3", chosen.client_cert_proxies)
     assert from_networks("10.0.0.5", chosen.client_cert_proxies)
     assert not from_networks("127.0.0.1", chosen.client_cert_proxies)
-    with pytest.raises(BadRequest, match="KYSO_CLIENT_CERT_PROXIES"):
-        RelayConfig.from_env({"KYSO_CLIENT_CERT_PROXIES": "10.0.0.300"})
+    with pytest.raises(InvalidRequest, match="KYSO_CLIENT_CERT_PROXIES"):
+        relay_config({"KYSO_CLIENT_CERT_PROXIES": "10.0.0.300"})

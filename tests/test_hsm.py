@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from certs.keystore import open_key
+from certs.keystore import HsmError, open_key
+from certs.pkcs11uri import Pkcs11Access
 
 from .conftest import KysoEnv
 
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 PIN = "264-1975"
+ACCESS = Pkcs11Access(SOFTHSM_MODULE, PIN)  # what kyso/config.py makes of KYSO_PKCS11_*
 
 pytestmark = pytest.mark.skipif(
     not Path(SOFTHSM_MODULE).exists() or shutil.which("softhsm2-util") is None,
@@ -101,7 +103,8 @@ def test_hsm_key_signs_cms_that_openssl_verifies(
     issuing = kyso_env.issuing.read_bytes()
     from cryptography import x509
 
-    with open_key(uri, extra_certs=(x509.load_pem_x509_certificate(issuing),)) as signing:
+    chain = (x509.load_pem_x509_certificate(issuing),)
+    with open_key(uri, extra_certs=chain, pkcs11=ACCESS) as signing:
         assert signing.certificate.subject.rfc4514_string().startswith("CN=Võ Thị Hằng")
         signature = asyncio.run(
             signing.signer.async_sign_general_data(document.read_bytes(), "sha256", detached=True)
@@ -149,7 +152,7 @@ def test_public_key_from_token_matches_certificate(kyso_env: KysoEnv, token) -> 
         uri,
         env={**kyso_env.env, **token},
     )
-    with open_key(uri) as signing:
+    with open_key(uri, pkcs11=ACCESS) as signing:
         spki = signing.certificate.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
@@ -160,3 +163,22 @@ def test_public_key_from_token_matches_certificate(kyso_env: KysoEnv, token) -> 
     public = serialization.load_der_public_key(spki)
     assert isinstance(public, ec.EllipticCurvePublicKey)
     public.verify(raw, b"data", ec.ECDSA(hashes.SHA256()))
+
+
+def test_the_pin_and_module_come_from_the_settings_never_from_the_environment(
+    token: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """certs reads no environment: ``KYSO_PKCS11_PIN`` and ``KYSO_PKCS11_MODULE`` reach a key
+    through kyso/config.py's settings (the CLI tests above use them), never by ``open_key``
+    looking at ``os.environ``; and the PIN is never shown with the settings."""
+    from kyso.config import Settings
+
+    monkeypatch.setenv("KYSO_PKCS11_PIN", PIN)
+    monkeypatch.setenv("KYSO_PKCS11_MODULE", "/nowhere/libpkcs11.so")
+    with pytest.raises(HsmError, match="no PIN for pkcs11:token=kyso-test;object=nothing"):
+        open_key("pkcs11:token=kyso-test;object=nothing")
+    settings = Settings.load()
+    assert settings.pkcs11 == Pkcs11Access("/nowhere/libpkcs11.so", PIN)
+    with pytest.raises(HsmError, match=r"module /nowhere/libpkcs11\.so not found"):
+        open_key("pkcs11:token=kyso-test;object=nothing", pkcs11=settings.pkcs11)
+    assert PIN not in repr(settings)

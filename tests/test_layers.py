@@ -3,11 +3,14 @@
 `lint-imports` (make lint) checks the same rules on the source; these tests see what Python
 really loads, dynamic imports included: a package never loads one above it
 (kyso → exchange → signer → certs → directory), domain code loads no Flask outside the HTTP
-adapters, the agency's client loads nothing of the relay, and XAdES loads no edXML.
+adapters, the agency's client loads nothing of the relay, and XAdES loads no edXML. And the
+environment is read in one place, kyso/config.py: configuration reaches everything else as
+arguments.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -79,3 +82,36 @@ def test_xades_loads_no_edxml() -> None:
     loaded = loaded_by("signer.xades")
     assert "signer.cades" in loaded
     assert sorted(m for m in loaded if m in ("signer.edxml", "signer.xml_signing")) == []
+
+
+# --- The environment is read in kyso/config.py only -------------------------------------------
+
+ENVIRONMENT_READER = ROOT / "kyso" / "config.py"
+
+
+def environment_reads(path: Path) -> list[str]:
+    """Where ``path`` reads the process environment: ``os.environ``/``os.environb``,
+    ``os.getenv``/``os.getenvb``, or those names imported from ``os`` (the WSGI environ of a
+    request is another thing and passes)."""
+    names = {"environ", "environb", "getenv", "getenvb"}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr in names
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+        ) or (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "os"
+            and any(alias.name in names for alias in node.names)
+        ):
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+def test_only_kyso_config_reads_the_environment() -> None:
+    sources = [p for package in LAYERS for p in sorted((ROOT / package).rglob("*.py"))]
+    assert ENVIRONMENT_READER in sources
+    assert environment_reads(ENVIRONMENT_READER)  # the check sees a read when there is one
+    assert [r for p in sources if p != ENVIRONMENT_READER for r in environment_reads(p)] == []

@@ -458,6 +458,28 @@ def test_fonts_that_print_vietnamese_wrong_are_refused(font: str, problem: str) 
     assert stamp_font().postscript_name == "NotoSerif-Regular"
 
 
+def test_kyso_stamp_font_is_the_commands_setting_not_read_by_the_signer(
+    kyso_env: KysoEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``KYSO_STAMP_FONT`` is read with the other settings (kyso/config.py) and handed to the
+    stamp; signer.fonts reads no environment."""
+    dejavu = "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf"
+    if not Path(dejavu).exists():
+        pytest.skip(f"{dejavu} not installed")
+    monkeypatch.setenv("KYSO_STAMP_FONT", dejavu)
+    assert stamp_font().postscript_name == "NotoSerif-Regular"
+    source = decision_pdf(tmp_path / "qd.pdf").path
+    output = tmp_path / "signed.pdf"
+    result = kyso_env.kyso(
+        "sign", "pdf", str(source), "-o", str(output),
+        "--key", f"p12:{kyso_env.pki / 'keys' / f'{SEAL_KEY}.p12'}",
+        "--visible", "--style", "attachment", "--document-code", "15/QĐ-UBND",
+        env={**kyso_env.env, "KYSO_STAMP_FONT": dejavu}, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "2048 units per em" in result.stderr and not output.exists()
+
+
 @pytest.fixture(scope="module")
 def not_png(workdir: Path) -> Path:
     path = workdir / "signature.jpg"
