@@ -48,19 +48,7 @@ class AgencyStore:
         """Insert or update every agency of ``directory`` (parents first); return the count."""
         with self.engine.begin() as conn:
             for _, agency in directory.walk():
-                values = {
-                    "name": agency.name,
-                    "level": agency.level,
-                    "parent": agency.parent,
-                    "province": agency.province,
-                    "email": agency.email,
-                    "address": agency.address,
-                }
-                updated = conn.execute(
-                    agencies.update().where(agencies.c.code == agency.code).values(**values)
-                )
-                if updated.rowcount == 0:
-                    conn.execute(agencies.insert().values(code=agency.code, **values))
+                self.upsert(agency, conn)
         return len(directory)
 
     def upsert(self, agency: Agency, conn: sa.Connection | None = None) -> bool:
