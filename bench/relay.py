@@ -28,6 +28,7 @@ from pathlib import Path
 
 import requests
 
+from .openloop import open_loop, thirds, windows
 from .ports import free_port
 from .rates import Row, row
 
@@ -40,6 +41,8 @@ THREADS = -(-CLIENTS // WORKERS)
 SECONDS = float(os.environ.get("KYSO_BENCH_RELAY_SECONDS", "10"))
 PACKAGES = int(os.environ.get("KYSO_BENCH_RELAY_PACKAGES", "800"))
 PG_ADMIN_URL = os.environ.get("KYSO_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+FLAT_SECONDS = float(os.environ.get("KYSO_BENCH_RELAY_FLAT_SECONDS", "60"))
+FLAT_LOAD = 0.6  # of the closed-loop rate: nearer 100 % an open-loop queue is a random walk
 SENDER, RECIPIENT = "000.00.00.H41", "000.00.21.H41"  # the province, Vinh
 
 
@@ -200,8 +203,11 @@ def relay_env(base: dict[str, str], work: Path, db_url: str | None, port: int) -
 # --- Packages -------------------------------------------------------------------------------------
 
 
-def signed_packages(base: dict[str, str], sample_pdf: bytes, count: int) -> list[bytes]:
-    """``count`` packages from the province to Vinh, each with its own signed PDF."""
+def signed_packages(
+    base: dict[str, str], sample_pdf: bytes, count: int, first: int = 0
+) -> list[bytes]:
+    """``count`` packages from the province to Vinh, each with its own signed PDF, numbered
+    from ``first``."""
     from certs.keystore import open_key
     from exchange.client import build_package
     from signer import edxml, xml_signing
@@ -213,7 +219,7 @@ def signed_packages(base: dict[str, str], sample_pdf: bytes, count: int) -> list
     recipient = edxml.Organization(RECIPIENT, "UBND thành phố Vinh")
     packages = []
     with open_key(f"p12:{seal}", passphrase) as key:
-        for n in range(count):
+        for n in range(first, first + count):
             pdf = io.BytesIO()
             sign_stream(io.BytesIO(sample_pdf), pdf, key, PdfSignOptions(), f"qd-{n}.pdf")
             attachment = edxml.Attachment(
@@ -250,6 +256,42 @@ def relay_run(env: dict[str, str], port: int, packages: list[bytes], log: Path) 
 
     with server(command, env, url, log):
         return closed_loop(send, packages, SECONDS)
+
+
+def flatness_run(
+    env: dict[str, str], port: int, packages: list[bytes], log: Path, rate: float
+) -> list[float]:
+    """The latency of each package sent open-loop at ``rate`` (for at most ``FLAT_SECONDS``)."""
+    from exchange.client import Credential, RelayClient
+
+    url = f"http://127.0.0.1:{port}"
+    credential = Credential.load(Path(env["KYSO_DATA"]) / "secrets" / f"agency-{SENDER}.json")
+    local = threading.local()
+    command = [str(KYSO), "serve", "--port", str(port), "--threads", str(THREADS)]
+    command += ["--workers", str(WORKERS)]
+
+    def send(body: bytes) -> None:
+        if not hasattr(local, "client"):
+            local.client = RelayClient(credential, url, timeout=60)
+        sent = local.client.send(body, idempotency_key=str(uuid.uuid4()), multipart=False)
+        assert sent.created, "a package was not stored"
+
+    load = packages[: max(1, int(rate * FLAT_SECONDS))]
+    with server(command, env, url, log):
+        return open_loop(send, load, rate)
+
+
+def flatness_row(latencies: list[float], rate: float) -> Row:
+    first, last = thirds(latencies)
+    seconds = len(latencies) / rate
+    print("\n".join(f"    {line}" for line in windows(latencies, rate)), flush=True)
+    return latency_row(
+        f"Relay send, SQLite, open loop at {rate:.0f}/s ({FLAT_LOAD:.0%} of the rate above) "
+        f"for {seconds:.0f} s: p90 of the last third",
+        last * 1000,
+        "p90 of the first third",
+        first * 1000,
+    )
 
 
 def bare_run(db_url: str, port: int, packages: list[bytes], log: Path) -> Run:
@@ -307,6 +349,15 @@ def relay_rows(base: dict[str, str], work: Path, sample_pdf: bytes) -> list[Row]
                 f"  {backend}: relay {relay.done} in {relay.seconds:.1f} s = {relay.rate:.1f}/s",
                 flush=True,
             )
+            if pg is None:  # in a fresh database: the latency trend over a growing one
+                flat_root = work / "relay-flat"
+                flat_root.mkdir()
+                flat_port = free_port()
+                flat_env = relay_env(base, flat_root, None, flat_port)
+                rate = relay.rate * FLAT_LOAD
+                more = max(0, int(rate * FLAT_SECONDS) - len(packages))
+                packages += signed_packages(base, sample_pdf, more, first=len(packages))
+                flat = flatness_run(flat_env, flat_port, packages, flat_root / "relay.log", rate)
             bare_db = f"sqlite:///{root / 'bare.sqlite'}" if pg is None else pg
             bare = bare_run(bare_db, free_port(), packages, root / "bare.log")
             print(
@@ -334,4 +385,6 @@ def relay_rows(base: dict[str, str], work: Path, sample_pdf: bytes) -> list[Row]
                 bare.percentile(99),
             ),
         ]
+        if backend == "SQLite":
+            rows.append(flatness_row(flat, relay.rate * FLAT_LOAD))
     return rows

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -186,7 +185,6 @@ def test_sigkill_loses_nothing_that_was_receipted(
         by_key = {p.key: p for p in packages}
         serve = ("--workers", str(workers), "--threads", "4") if workers > 1 else ()
         process = start_server(env, *serve)
-        started = time.monotonic()
         before_crash = _send_all(env, packages, len(packages) // 3, process)
         assert 0 < len(before_crash) < len(packages)
 
@@ -225,7 +223,6 @@ def test_sigkill_loses_nothing_that_was_receipted(
 
         audit = env.kyso("audit", "verify")
         assert "audit log intact" in audit.stdout, audit.stdout + audit.stderr
-        assert time.monotonic() - started < 120
     finally:
         if process is not None and process.poll() is None:
             _kill(process)

