@@ -13,6 +13,8 @@ page is always the signature's own.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from typing import Any
 from PIL import Image
 from pyhanko.pdf_utils import generic, layout
 from pyhanko.pdf_utils.content import ResourceType
-from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
+from pyhanko.pdf_utils.font.opentype import GlyphAccumulator
 from pyhanko.pdf_utils.images import PdfImage
 from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.stamp import BaseStampStyle, TextStamp, TextStampStyle
@@ -128,11 +130,21 @@ class KysoStamp(TextStamp):
         self.import_resources(image.resources)
         return b"q 1 0 0 1 %g %g cm %s Q" % (x1, y1, drawn)
 
+    def _font(self, font_file: str, size: int) -> GlyphAccumulator:
+        # From the font's bytes, not pyHanko's GlyphAccumulatorFactory: the factory opens the
+        # file and never closes it (a ResourceWarning per stamp).
+        writer = self._ensure_writer
+        obj_stream = writer.prepare_object_stream() if writer.stream_xrefs else None
+        return GlyphAccumulator(
+            writer=writer,
+            font_handle=io.BytesIO(_font_bytes(font_file)),
+            font_size=size,
+            obj_stream=obj_stream,
+        )
+
     def _text(self) -> bytes:
         style = self.style
-        engine = GlyphAccumulatorFactory(style.font_file, font_size=style.font_size)
-        font = engine.create_font_engine(self._ensure_writer)
-        font.font_size = style.font_size
+        font = self._font(style.font_file, style.font_size)
         self.set_resource(ResourceType.FONT, generic.pdf_name("/F1"), font.as_resource())
         commands = [b"q 0 0 0 rg"]
         for line in style.lines:
@@ -170,3 +182,9 @@ class Appearance:
     page: int  # 0-based
     box: tuple[float, float, float, float]  # x1, y1, x2, y2 in PDF points
     style: BaseStampStyle
+
+
+@functools.lru_cache(maxsize=4)
+def _font_bytes(font_file: str) -> bytes:
+    """The font file's bytes, read once per process (a Noto face is about 500 KiB)."""
+    return Path(font_file).read_bytes()
