@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 import sqlalchemy as sa
+from requests.exceptions import ChunkedEncodingError
 
 from exchange.client import RelayError, Sent, check_receipt
 from signer import edxml, xml_signing
@@ -97,8 +98,9 @@ def _send_all(
         for outgoing in (p for p in packages if p.sender == name):
             try:
                 sent = client.send(outgoing.body, idempotency_key=outgoing.key)
-            except (requests.ConnectionError, requests.Timeout):
-                continue  # the server is gone: this one has no receipt
+            except (requests.ConnectionError, requests.Timeout, ChunkedEncodingError):
+                # The server is gone (before or while it answered): this one has no receipt.
+                continue
             except RelayError as error:
                 raise AssertionError(f"refused: {error}") from error
             with lock:
