@@ -14,6 +14,8 @@ the same operations and answer as they always did; issuing and revoking here run
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from exchange.identity import ALL_KINDS, Credential, Credentials, Kind, Role
@@ -44,7 +46,11 @@ def credentials_group() -> None:
 )
 @click.option("--serial", help="certificate: the serial (hex) of a certificate the PKI issued.")
 @click.option("--label", default="", help="What the credential is for, e.g. 'iOffice'.")
-@click.option("--out", type=click.Path(dir_okay=False), help="hmac: where to write the key file.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="hmac: where to write the key file.",
+)
 @click.pass_context
 @exchange_errors
 def credentials_issue(
@@ -56,7 +62,7 @@ def credentials_issue(
     role: str,
     serial: str | None,
     label: str,
-    out: str | None,
+    out: Path | None,
 ) -> None:
     """Issue a credential; a secret is shown (or written) this once, only its hash is kept."""
     chosen = Kind(kind)
