@@ -34,7 +34,7 @@ from . import audit as events
 from .auth import Authenticator
 from .config import RelayConfig
 from .relay import Relay
-from .store import DeliveryRecord, credentials
+from .store import DeliveryRecord
 
 log = logging.getLogger(__name__)
 
@@ -178,25 +178,13 @@ class PushWorker:
             "X-Kyso-Delivery": str(delivery.id),
             "X-Kyso-Timestamp": timestamp,
         }
-        key_id = self._agency_key(delivery.agency)
+        key_id = self.authenticator.agency_key(delivery.agency)
         if key_id is not None:
             headers["X-Kyso-Credential"] = key_id
             headers["X-Kyso-Signature"] = push_signature(
                 self.authenticator.secret(key_id), timestamp, body
             )
         return body, headers
-
-    def _agency_key(self, agency: str) -> str | None:
-        with self.relay.engine.connect() as conn:
-            value = conn.execute(
-                credentials.select()
-                .with_only_columns(credentials.c.key_id)
-                .where(credentials.c.agency_code == agency)
-                .where(credentials.c.revoked_at.is_(None))
-                .order_by(credentials.c.created_at.desc())
-                .limit(1)
-            ).scalar()
-        return str(value) if value is not None else None
 
     # -- housekeeping --
 

@@ -40,7 +40,7 @@ from urllib.parse import quote
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
 from .audit import verify_chain
-from .auth import Principal, decode_client_certificate, from_networks
+from .auth import RELAY_KINDS, Principal, decode_client_certificate, from_networks
 from .errors import (
     BadRequest,
     Forbidden,
@@ -49,6 +49,7 @@ from .errors import (
     Refusal,
     Unauthenticated,
 )
+from .identity import Presented
 from .refusals import METRICS_CONTENT_TYPE, Limiter, Refusals
 from .relay import agency_from_json
 from .service import Exchange
@@ -119,24 +120,16 @@ def _identify(exchange: Exchange) -> Principal:
         raise PackageTooLarge(
             f"the request is {request.content_length} bytes; the relay accepts at most {limit}"
         )
-    body = request.get_data(cache=True)
     authorization = request.headers.get("Authorization")
-    if authorization:
-        return exchange.authenticator.authenticate_hmac(
-            authorization,
-            request.method,
-            request.path,
-            request.query_string.decode("latin-1"),
-            body,
-        )
-    certificate = _client_certificate()
-    if certificate is None:
-        raise Unauthenticated(
-            "authenticate with a Kyso-HMAC-SHA256 Authorization header (API key and "
-            "request signature) or a TLS client certificate",
-            Refusal.MISSING,
-        )
-    return exchange.authenticator.authenticate_certificate(certificate)
+    presented = Presented(
+        authorization,
+        None if authorization else _client_certificate(),
+        request.method,
+        request.path,
+        request.query_string.decode("latin-1"),
+        request.get_data(cache=True),
+    )
+    return exchange.authenticator.authenticate(presented, RELAY_KINDS)
 
 
 def _xml(data: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:

@@ -33,19 +33,6 @@ from .writegate import write_gate
 SERIAL = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 UTC_TIME = sa.DateTime(timezone=True)
 
-credentials = sa.Table(
-    "exchange_credentials",
-    metadata,
-    sa.Column("key_id", sa.String(40), primary_key=True),
-    sa.Column("role", sa.String(16), nullable=False),
-    sa.Column("agency_code", sa.String(32), sa.ForeignKey("agencies.code"), index=True),
-    sa.Column("label", sa.Text, nullable=False, server_default=""),
-    sa.Column("secret_sha256", sa.String(64), nullable=False, unique=True),
-    sa.Column("secret_sealed", sa.LargeBinary, nullable=False),
-    sa.Column("created_at", UTC_TIME, nullable=False),
-    sa.Column("revoked_at", UTC_TIME),
-)
-
 nonces = sa.Table(
     "exchange_nonces",
     metadata,

@@ -35,6 +35,8 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from certs.clock import as_utc as _utc
 from certs.clock import utcnow
 from directory.db import metadata
+from exchange.identity import Kind, Principal
+from exchange.identity import Role as PrincipalRole
 from exchange.writegate import write_gate
 
 from .errors import (
@@ -160,6 +162,18 @@ class Account:
     def require(self, action: str) -> None:
         if not self.can(action):
             raise PermissionDenied(f"the {self.role} role may not {action}")
+
+    def principal(self) -> Principal:
+        """The account as a principal (kind ``web``, its username the credential): officers
+        and clerks act for their agency; admins and auditors for none, as on the relay."""
+        if self.agency_code and self.role in (Role.OFFICER, Role.CLERK):
+            role, agency = PrincipalRole.AGENCY, self.agency_code
+        else:
+            role, agency = (
+                (PrincipalRole.ADMIN if self.role is Role.ADMIN else PrincipalRole.AUDITOR),
+                None,
+            )
+        return Principal(role, agency, self.username, Kind.WEB, self.key_refs)
 
 
 def _account(row: sa.Row) -> Account:

@@ -24,6 +24,10 @@ COMMANDS = {
         "kyso.cli_exchange:agency_group", "Agency systems' credentials for the exchange relay."
     ),
     "audit": Lazy("kyso.cli_exchange:audit_group", "The relay's tamper-evident audit log."),
+    "credentials": Lazy(
+        "kyso.cli_credentials:credentials_group",
+        "Credentials of agency systems and relay operators: API tokens, HMAC keys, certificates.",
+    ),
     "db": Lazy("kyso.cli_server:db", "The database."),
     "demo": Lazy("kyso.cli_demo:demo", "The demo province, for trying Kyso out."),
     "directory": Lazy("kyso.cli_directory:directory", "The agency directory."),

@@ -53,6 +53,7 @@ def user_errors() -> tuple[type[Exception], ...]:
 
     from certs.errors import PKIError
     from directory import DirectoryError, UnknownAgency
+    from exchange.identity import UnknownCredential
     from signer.errors import SignerError
 
     from .errors import ServiceError
@@ -62,6 +63,7 @@ def user_errors() -> tuple[type[Exception], ...]:
         SignerError,
         DirectoryError,
         UnknownAgency,
+        UnknownCredential,
         ServiceError,
         sa.exc.OperationalError,
     )

@@ -30,7 +30,7 @@ from certs.clock import utcnow
 from certs.layout import PkiLayout
 from exchange import audit as events
 from exchange.audit import verify_chain
-from exchange.auth import Role
+from exchange.auth import RELAY_KINDS, Role
 from exchange.errors import ExchangeError
 from exchange.status_names import CODE_NAMES
 
@@ -430,7 +430,7 @@ def agency_list(obj: Context) -> None:
             f"{c.created_at:%Y-%m-%d %H:%M}",
             "revoked" if c.revoked_at else "active",
         )
-        for c in obj.root.authenticator.all()
+        for c in obj.root.authenticator.all(kinds=RELAY_KINDS)
     ]
     print_rows(("key id", "role", "agency", "label", "created", "status"), rows)
 

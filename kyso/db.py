@@ -25,6 +25,7 @@ from alembic.operations.ops import MigrationScript
 from alembic.script import ScriptDirectory
 
 # Importing a store puts its tables on the one metadata.
+import exchange.identity
 import exchange.store  # noqa: F401
 from certs import store as certs_store
 from directory.db import metadata
@@ -93,15 +94,15 @@ def migrations_config(migrations: Path = MIGRATIONS) -> Config:
     return config
 
 
-def upgrade(engine: sa.Engine, migrations: Path = MIGRATIONS) -> None:
-    """Bring the schema to the newest migrations (idempotent).
+def upgrade(engine: sa.Engine, migrations: Path = MIGRATIONS, target: str = "heads") -> None:
+    """Bring the schema to the newest migrations (idempotent), or up to revision ``target``.
 
     "heads": the parts of Kyso once kept branches of their own off 0001 (joined by 0005), and
     a branch merged from elsewhere is applied rather than left behind.
     """
     config = migrations_config(migrations)
     with engine.connect() as connection:
-        if _up_to_date(connection, config):
+        if target == "heads" and _up_to_date(connection, config):
             return  # every start of Kyso comes here: no pragmas, no checks
     with (
         engine.connect() as connection,
@@ -109,7 +110,7 @@ def upgrade(engine: sa.Engine, migrations: Path = MIGRATIONS) -> None:
         connection.begin(),
     ):
         config.attributes["connection"] = connection
-        command.upgrade(config, "heads")
+        command.upgrade(config, target)
         _check_foreign_keys(connection)
 
 

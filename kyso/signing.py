@@ -39,7 +39,7 @@ from signer.report import CertificateInfo, Report
 
 from .errors import InvalidRequest, KeyNotAllowed, KeyUnavailable
 from .identities import Identities, Identity, key_name
-from .tokens import TOKEN_KEY_KINDS, ApiToken, personal_key_refused
+from .tokens import TOKEN_KEY_KINDS, personal_key_refused
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +49,19 @@ XML_CMS_LEVELS = (Level.B_B, Level.B_T)
 
 
 class Principal(Protocol):
-    """Who asks to sign: an account or an API token."""
+    """Who asks to sign: an :class:`exchange.identity.Principal` (an API token's, or a signed-in
+    account's), or a token as stored (:class:`kyso.tokens.ApiToken`)."""
 
     @property
     def agency_code(self) -> str | None: ...
 
     @property
     def key_refs(self) -> tuple[str, ...]: ...
+
+    @property
+    def in_person(self) -> bool:
+        """A person signed in: only then may a personal key be used."""
+        ...
 
 
 class KeyRing:
@@ -405,7 +411,7 @@ def _kind_allowed(principal: Principal, kind: str) -> bool:
     People signed in with their own account sign with what they were granted (the account's
     role limited the grant); an agency system's token signs with its agency's seals only.
     """
-    return not isinstance(principal, ApiToken) or kind in TOKEN_KEY_KINDS
+    return principal.in_person or kind in TOKEN_KEY_KINDS
 
 
 def _check_kind(principal: Principal, name: str, kind: str, common_name: str) -> None:
@@ -423,7 +429,7 @@ def _check_recorded_kind(
     (a key file swapped for an officer's is caught here)."""
     if record is not None:
         _check_kind(principal, identity.name, record.profile, record.common_name)
-    elif isinstance(principal, ApiToken):
+    elif not principal.in_person:
         raise KeyNotAllowed(f"the certificate of key {identity.name} was not issued by this PKI")
 
 

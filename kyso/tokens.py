@@ -1,24 +1,22 @@
-"""API tokens for agency systems: each bound to one agency and to the keys it may sign with.
+"""API tokens for agency systems: bearer credentials of :mod:`exchange.identity`, each bound to
+one agency and to the keys it may sign with.
 
 A token may hold its agency's seal keys only (:data:`TOKEN_KEY_KINDS`): a personal signature
 needs the officer in person, and a system calling the API is not him. Tokens made before this
 rule may still list a personal key; it is refused when used (:func:`personal_key_refused`).
 
 A token is ``kyso_`` + 32 random bytes (URL-safe base64), shown once when it is created. The
-database keeps only its SHA-256: a request's token is hashed, looked up by that hash and
-compared in constant time. Every token has a request rate (per minute), enforced by
-:class:`RequestLimiter` in the serving process.
+database keeps only its SHA-256 (the ``credentials`` table, kind ``bearer``). Every token has a
+request rate (per minute), enforced by :class:`RequestLimiter` in the serving process. This
+module is the shell's view of them (``kyso tokens``, the kyso errors); storing and checking
+them is :class:`exchange.identity.Credentials`'s.
 """
 
 from __future__ import annotations
 
 import collections
 import datetime as dt
-import hashlib
-import hmac
-import json
 import math
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -26,33 +24,30 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from certs.clock import as_utc as _utc
-from certs.clock import utcnow
-from directory.db import metadata
+from exchange.errors import Unauthenticated
+from exchange.identity import TOKEN_PREFIX as TOKEN_PREFIX
+from exchange.identity import Credential, Credentials, Kind, Presented, Principal, UnknownCredential
+from exchange.identity import digest as token_hash
 
 from .errors import InvalidRequest, InvalidToken, NotFound, PersonalKeyNotAllowed, RateLimited
 from .identities import Identities
 
-api_tokens = sa.Table(
-    "api_tokens",
-    metadata,
-    sa.Column("id", sa.String(32), primary_key=True),
-    sa.Column("name", sa.Text, nullable=False),
-    sa.Column("agency_code", sa.String(32), nullable=False, index=True),
-    sa.Column("key_refs", sa.Text, nullable=False),
-    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
-    sa.Column("rate_per_minute", sa.Integer, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("last_used_at", sa.DateTime(timezone=True)),
-    sa.Column("revoked_at", sa.DateTime(timezone=True)),
-)
-
-TOKEN_PREFIX = "kyso_"  # noqa: S105 - a prefix that secret scanners can recognise
 DEFAULT_RATE = 120
-MAX_TOKEN_LENGTH = 200
-_LAST_USED_EVERY = dt.timedelta(minutes=1)
 # The certificate profiles (certs.profiles.Profile) a token may sign with.
 TOKEN_KEY_KINDS = ("seal",)
+BEARER = frozenset({Kind.BEARER})
+
+__all__ = [
+    "DEFAULT_RATE",
+    "TOKEN_KEY_KINDS",
+    "TOKEN_PREFIX",
+    "ApiToken",
+    "RequestLimiter",
+    "TokenStore",
+    "check_token_keys",
+    "personal_key_refused",
+    "token_hash",
+]
 
 
 def personal_key_refused(name: str, common_name: str) -> PersonalKeyNotAllowed:
@@ -75,13 +70,12 @@ def check_token_keys(identities: Identities, agency: str, key_refs: list[str]) -
     identities.check_grant(agency, key_refs, TOKEN_KEY_KINDS)
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 @dataclass(frozen=True)
 class ApiToken:
-    """A token as stored (never the secret itself)."""
+    """A token as stored (never the secret itself): a bearer credential seen by ``kyso tokens``.
+
+    It is never a person: it signs with seals only (:attr:`in_person`).
+    """
 
     id: str
     name: str
@@ -92,29 +86,32 @@ class ApiToken:
     last_used_at: dt.datetime | None
     revoked_at: dt.datetime | None
 
+    in_person = False
+
     @property
     def active(self) -> bool:
         return self.revoked_at is None
 
-
-def _token(row: sa.Row) -> ApiToken:
-    return ApiToken(
-        id=row.id,
-        name=row.name,
-        agency_code=row.agency_code,
-        key_refs=tuple(json.loads(row.key_refs)),
-        rate_per_minute=int(row.rate_per_minute),
-        created_at=_utc(row.created_at),  # type: ignore[arg-type]
-        last_used_at=_utc(row.last_used_at),
-        revoked_at=_utc(row.revoked_at),
-    )
+    @classmethod
+    def of(cls, credential: Credential) -> ApiToken:
+        return cls(
+            credential.id,
+            credential.label,
+            credential.agency or "",
+            credential.key_refs,
+            credential.rate_per_minute or DEFAULT_RATE,
+            credential.created_at,
+            credential.last_used_at,
+            credential.revoked_at,
+        )
 
 
 class TokenStore:
-    """API tokens in the Kyso database."""
+    """API tokens: the bearer credentials in the Kyso database."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        self.credentials = Credentials(engine)
 
     def create(
         self,
@@ -128,64 +125,37 @@ class TokenStore:
             raise InvalidRequest("a token needs at least one key it may sign with")
         if not 1 <= rate_per_minute <= 100_000:
             raise InvalidRequest("the rate must be between 1 and 100000 requests a minute")
-        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        token_id = "tk_" + secrets.token_hex(6)
-        values = {
-            "id": token_id,
-            "name": name.strip() or f"token of {agency_code}",
-            "agency_code": agency_code,
-            "key_refs": json.dumps(list(key_refs)),
-            "token_hash": token_hash(secret),
-            "rate_per_minute": rate_per_minute,
-            "created_at": utcnow(),
-        }
-        with self.engine.begin() as conn:
-            conn.execute(api_tokens.insert().values(**values))
-        return self.get(token_id), secret
+        made, secret = self.credentials.issue_token(agency_code, key_refs, name, rate_per_minute)
+        return ApiToken.of(made), secret
 
     def get(self, token_id: str) -> ApiToken:
-        with self.engine.connect() as conn:
-            row = conn.execute(api_tokens.select().where(api_tokens.c.id == token_id)).first()
-        if row is None:
+        try:
+            found = self.credentials.get(token_id)
+        except UnknownCredential:
+            found = None
+        if found is None or found.kind is not Kind.BEARER:
             raise NotFound(f"no token {token_id}")
-        return _token(row)
+        return ApiToken.of(found)
 
     def all(self, agency: str | None = None) -> list[ApiToken]:
-        query = api_tokens.select().order_by(api_tokens.c.created_at)
-        if agency is not None:
-            query = query.where(api_tokens.c.agency_code == agency)
-        with self.engine.connect() as conn:
-            return [_token(r) for r in conn.execute(query).all()]
+        return [ApiToken.of(c) for c in self.credentials.all(agency, BEARER)]
 
     def revoke(self, token_id: str) -> ApiToken:
-        with self.engine.begin() as conn:
-            conn.execute(
-                api_tokens.update()
-                .where(api_tokens.c.id == token_id)
-                .where(api_tokens.c.revoked_at.is_(None))
-                .values(revoked_at=utcnow())
-            )
+        self.get(token_id)
+        self.credentials.revoke(token_id)
         return self.get(token_id)
+
+    def principal(self, authorization: str) -> Principal:
+        """Who sent ``Authorization: Bearer …``; :class:`InvalidToken` says why not."""
+        try:
+            return self.credentials.authenticate(Presented(authorization), BEARER)
+        except Unauthenticated as exc:
+            raise InvalidToken(str(exc)) from None
 
     def authenticate(self, presented: str) -> ApiToken:
         """The active token whose secret is ``presented``; :class:`InvalidToken` otherwise."""
-        if not presented.startswith(TOKEN_PREFIX) or len(presented) > MAX_TOKEN_LENGTH:
-            raise InvalidToken("the API token is malformed")
-        digest = token_hash(presented)
-        with self.engine.connect() as conn:
-            row = conn.execute(api_tokens.select().where(api_tokens.c.token_hash == digest)).first()
-        if row is None or not hmac.compare_digest(row.token_hash, digest):
-            raise InvalidToken("the API token is not valid")
-        token = _token(row)
-        if not token.active:
-            raise InvalidToken("the API token was revoked")
-        now = utcnow()
-        if token.last_used_at is None or now - token.last_used_at > _LAST_USED_EVERY:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    api_tokens.update().where(api_tokens.c.id == token.id).values(last_used_at=now)
-                )
-        return token
+        found = self.principal(f"Bearer {presented}")
+        return self.get(found.credential_id or "")
 
 
 class RequestLimiter:

@@ -304,7 +304,7 @@ def logout_everywhere() -> ResponseReturnValue:
 @blueprint.get("/sign")
 @login_required("sign")
 def sign_page() -> str:
-    identities = current_services().signing.allowed(_user())
+    identities = current_services().signing.allowed(_user().principal())
     return render_template("sign.html", identities=identities)
 
 

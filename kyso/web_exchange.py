@@ -12,10 +12,8 @@ from typing import Any
 
 from flask import Blueprint, Flask, render_template
 
-from exchange.auth import Principal, Role
 from signer.edxml import STATUS_MEANINGS
 
-from .accounts import Role as AccountRole
 from .services import Services, current_services
 from .web import current_user, login_required
 
@@ -42,11 +40,11 @@ def exchange_page() -> str:
     user = current_user()
     assert user is not None
     relay = current_services().exchange.relay
-    if user.agency_code and user.role in (AccountRole.CLERK, AccountRole.OFFICER):
-        principal = Principal(Role.AGENCY, user.agency_code, None, "web")
+    principal = user.principal()  # a clerk or officer acts for their agency
+    if principal.agency is not None:
         inbox = relay.received(principal, 100)
         outbox = relay.outbox(principal, 100)
-        agency = relay.agencies.get(user.agency_code)
+        agency = relay.agencies.get(principal.agency)
         return render_template(
             "exchange.html",
             agency=agency,
@@ -56,8 +54,6 @@ def exchange_page() -> str:
             recipients_text=_recipients_text,
             dead_letters=None,
         )
-    role = Role.ADMIN if user.role is AccountRole.ADMIN else Role.AUDITOR
-    principal = Principal(role, None, None, "web")
     return render_template(
         "exchange.html",
         agency=None,

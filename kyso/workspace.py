@@ -267,7 +267,7 @@ def sign_upload(
     source = workspace.get(owner.username, upload_id)
     new, output = workspace.new_output(owner.username)
     try:
-        signed = signing.sign_pdf(owner, key, source.path, output, request)
+        signed = signing.sign_pdf(owner.principal(), key, source.path, output, request)
         return workspace.add_signed(owner.username, new, source), signed
     except BaseException:
         workspace.discard(owner.username, new)

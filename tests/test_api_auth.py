@@ -46,9 +46,10 @@ def test_tokens_are_stored_hashed(engine: sa.Engine) -> None:
     token, secret = store.create("000.00.00.H41", ("p12:/k/seal.p12",), "iOffice")
     assert secret.startswith("kyso_") and len(secret) >= 45
     with engine.connect() as conn:
-        row = conn.execute(sa.text("SELECT * FROM api_tokens")).mappings().one()
+        row = conn.execute(sa.text("SELECT * FROM credentials")).mappings().one()
     assert secret not in str(dict(row))
-    assert row["token_hash"] == hashlib.sha256(secret.encode()).hexdigest()
+    assert (row["kind"], row["secret_sealed"]) == ("bearer", None)  # only the hash is kept
+    assert row["digest"] == hashlib.sha256(secret.encode()).hexdigest()
     assert store.authenticate(secret).id == token.id
     with pytest.raises(InvalidToken):
         store.authenticate(secret[:-1] + ("A" if secret[-1] != "A" else "B"))

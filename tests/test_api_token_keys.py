@@ -24,13 +24,14 @@ from cryptography.hazmat.primitives import serialization
 from certs.clock import utcnow
 from certs.layout import PkiLayout
 from certs.store import CertificateStore
+from exchange.identity import credentials
 from kyso.app import SERVICES_KEY, create_app
 from kyso.db import make_engine, upgrade
 from kyso.errors import PersonalKeyNotAllowed
 from kyso.identities import Identities, Identity, key_name
 from kyso.samples import decision_pdf
 from kyso.signing import KeyRing, SigningService
-from kyso.tokens import TOKEN_PREFIX, ApiToken, TokenStore, api_tokens, token_hash
+from kyso.tokens import TOKEN_PREFIX, ApiToken, TokenStore, token_hash
 
 from .conftest import PASSPHRASE, Demo, KysoEnv
 from .test_api_errors import settings_of
@@ -71,12 +72,14 @@ def old_token(env: KysoEnv, *names: str) -> dict[str, str]:
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with identities.store.engine.begin() as conn:
         conn.execute(
-            api_tokens.insert().values(
+            credentials.insert().values(
                 id="tk_" + secrets.token_hex(6),
-                name="iOffice (2025)",
+                kind="bearer",
+                role="agency",
+                label="iOffice (2025)",
                 agency_code=PROVINCE,
                 key_refs=json.dumps([identities.resolve(n) for n in names]),
-                token_hash=token_hash(secret),
+                digest=token_hash(secret),
                 rate_per_minute=1000,
                 created_at=utcnow(),
             )

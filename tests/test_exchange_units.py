@@ -317,7 +317,9 @@ def test_request_signatures(tmp_path: Path) -> None:
     credential, secret = auth.issue(Role.AGENCY, VINH, "test")
     assert credential.secret_sha256 == hashlib.sha256(secret.encode()).hexdigest()
     with engine.connect() as conn:
-        stored = conn.exec_driver_sql("SELECT secret_sealed FROM exchange_credentials").scalar()
+        stored = conn.exec_driver_sql(
+            "SELECT secret_sealed FROM credentials WHERE kind = 'hmac'"
+        ).scalar()
     assert secret.encode() not in stored  # sealed, never in clear
 
     body, now = b"<edXML/>", dt.datetime.now(dt.UTC)

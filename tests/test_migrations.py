@@ -92,7 +92,7 @@ def test_0005_names_sqlites_unique_constraints_and_keeps_every_row(tmp_path: Pat
     with engine.connect() as conn:
         assert sa.inspect(conn).get_unique_constraints("exchange_statuses")[0]["name"] is None
 
-    upgrade(engine)
+    upgrade(engine, target="0005")  # 0006 moves the two credential tables into one
 
     with engine.connect() as conn:
         inspector = sa.inspect(conn)
@@ -100,6 +100,8 @@ def test_0005_names_sqlites_unique_constraints_and_keeps_every_row(tmp_path: Pat
             table: [uq["name"] for uq in inspector.get_unique_constraints(table)]
             for table in ("api_tokens", "exchange_credentials", "exchange_deliveries")
         }
+    upgrade(engine)
+    with engine.connect() as conn:
         delivery = conn.exec_driver_sql("SELECT status_id, dedupe FROM exchange_deliveries").one()
         status = conn.exec_driver_sql("SELECT id, sha256 FROM exchange_statuses").one()
         foreign_keys = conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one()
@@ -141,9 +143,9 @@ def test_the_next_migration_is_generated_from_the_tables(tmp_path: Path) -> None
 
     path = new_revision("agency websites", scratch, migrations=migrations, tables=tables)
 
-    assert path == migrations / "versions" / "0006_agency_websites.py"
+    assert path == migrations / "versions" / "0007_agency_websites.py"
     source = path.read_text()
-    assert 'down_revision = "0005"' in source
+    assert 'down_revision = "0006"' in source
     assert 'op.f("agencies_website_key")' in source
     assert 'op.f("ix_agency_notes_agency")' in source
     upgrade(data, migrations)  # rebuilds agencies on SQLite, which other rows refer to
@@ -153,7 +155,7 @@ def test_the_next_migration_is_generated_from_the_tables(tmp_path: Path) -> None
     assert len(AgencyStore(data).directory()) == loaded
     again = make_engine(f"sqlite:///{tmp_path / 'again.sqlite'}")
     assert new_revision("nothing", again, migrations=migrations, tables=tables) is None
-    assert sorted(p.name for p in (migrations / "versions").glob("000[67]*")) == [path.name]
+    assert sorted(p.name for p in (migrations / "versions").glob("000[78]*")) == [path.name]
 
 
 def test_kyso_db_revision_writes_nothing_when_the_migrations_build_the_tables(
