@@ -524,7 +524,7 @@ def relay_dead_letters(obj: Context) -> None:
     """Pushes that failed for longer than KYSO_DEAD_LETTER_AFTER."""
     rows = [
         (str(d.id), d.agency, d.kind, d.message_id, str(d.attempts), d.last_error or "")
-        for d in obj.root.exchange_store.dead_letters()
+        for d in obj.root.mailbox_store.dead_letters()
     ]
     print_rows(("id", "agency", "kind", "message", "attempts", "last error"), rows)
 
@@ -534,7 +534,7 @@ def relay_dead_letters(obj: Context) -> None:
 @pass_context
 def relay_retry(obj: Context, delivery_id: int) -> None:
     """Push a dead letter again."""
-    store, now = obj.root.exchange_store, utcnow()
+    store, now = obj.root.mailbox_store, utcnow()
     with store.write() as conn:
         if not store.revive(conn, delivery_id, now):
             raise click.UsageError(f"no dead letter {delivery_id}")

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, render_template
 
+from exchange import views
 from exchange.auth import Principal, Role
 from signer.edxml import STATUS_MEANINGS
 
@@ -41,12 +42,13 @@ def _recipients_text(recipients: list[dict[str, Any]]) -> list[str]:
 def exchange_page() -> str:
     user = current_user()
     assert user is not None
-    relay = current_services().exchange.relay
+    services = current_services()
+    messages = services.exchange.messages
     if user.agency_code and user.role in (AccountRole.CLERK, AccountRole.OFFICER):
         principal = Principal(Role.AGENCY, user.agency_code, None, "web")
-        inbox = relay.received(principal, 100)
-        outbox = relay.outbox(principal, 100)
-        agency = relay.agencies.get(user.agency_code)
+        inbox = [views.received(m) for m in messages.received(principal, 100)]
+        outbox = [views.sent(m) for m in messages.outbox(principal, 100)]
+        agency = services.agencies.get(user.agency_code)
         return render_template(
             "exchange.html",
             agency=agency,
@@ -65,7 +67,9 @@ def exchange_page() -> str:
         outbox=[],
         label=_label,
         recipients_text=_recipients_text,
-        dead_letters=relay.dead_letters(principal),
+        dead_letters=[
+            views.dead_letter(d) for d in services.exchange.mailbox.dead_letters(principal)
+        ],
     )
 
 
