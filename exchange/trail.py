@@ -59,7 +59,8 @@ class Trail:
 
     def message_trail(self, principal: Principal, message_id: str) -> MessageTrail:
         """The receipt, then every status, in order (see the module doc)."""
-        message, part = self.messages.access(principal, message_id)
+        view = self.messages.view(principal, message_id)  # a recipient sees only itself
+        message, part = view.message, view.part
         statuses = [
             s for s in self.statuses.statuses(message_id) if sees(principal, part, message, s)
         ]
@@ -68,12 +69,7 @@ class Trail:
             for d in self.deliveries.deliveries_of(message_id)
             if d.kind == "message"
         }
-        recipients = [
-            RecipientProgress(r, acked.get(r.agency))
-            for r in self.messages.store.recipients(message_id)
-            if part is not Part.RECIPIENT or r.agency == principal.agency
-        ]
-        view = self.messages.view(principal, message_id)
+        recipients = [RecipientProgress(r, acked.get(r.agency)) for r in view.recipients]
         return MessageTrail(view, part is not Part.RECIPIENT, statuses, recipients)
 
     def events(self, principal: Principal, after: int = 0, limit: int = 100) -> list[AuditEvent]:
