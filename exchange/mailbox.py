@@ -175,15 +175,22 @@ class Mailbox:
         """Push a dead letter again (an administrator)."""
         if principal.role is not Role.ADMIN:
             raise Forbidden("only an administrator may retry a dead letter")
-        now = self.clock()
-        with self.store.write() as conn:
-            if not self.store.revive(conn, delivery_id, now):
-                raise UnknownMessage(f"no dead letter {delivery_id}")
-            self.audit.append(
-                conn,
-                events.ADMIN,
-                principal.name,
-                str(delivery_id),
-                {"change": "dead-letter-retried", "delivery": delivery_id},
-                now,
-            )
+        revive_dead_letter(self.store, self.audit, principal.name, delivery_id, self.clock())
+
+
+def revive_dead_letter(
+    store: MailboxStore, audit: AuditLog, actor: str, delivery_id: int, now: dt.datetime
+) -> None:
+    """Push the dead letter ``delivery_id`` again, audited as ``actor``'s change (an
+    administrator's, through the API or the CLI); :class:`UnknownMessage` if there is none."""
+    with store.write() as conn:
+        if not store.revive(conn, delivery_id, now):
+            raise UnknownMessage(f"no dead letter {delivery_id}")
+        audit.append(
+            conn,
+            events.ADMIN,
+            actor,
+            str(delivery_id),
+            {"change": "dead-letter-retried", "delivery": delivery_id},
+            now,
+        )
