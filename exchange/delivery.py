@@ -31,10 +31,11 @@ from certs.clock import utcnow
 from certs.egress import EgressPolicy, Resolver, fetch, system_resolver
 
 from . import audit as events
+from . import views
 from .auth import Authenticator
 from .config import RelayConfig
-from .relay import Relay
-from .store import DeliveryRecord
+from .mailbox import Mailbox
+from .mailbox_store import DeliveryRecord
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class PushWorker:
 
     def __init__(
         self,
-        relay: Relay,
+        mailbox: Mailbox,
         authenticator: Authenticator,
         config: RelayConfig,
         poster: Poster,
@@ -109,8 +110,9 @@ class PushWorker:
         clock: Callable[[], dt.datetime] = utcnow,
         rng: random.Random | None = None,
     ) -> None:
-        self.relay = relay
-        self.store = relay.store
+        self.mailbox = mailbox
+        self.store = mailbox.store
+        self.audit = mailbox.audit
         self.authenticator = authenticator
         self.config = config
         self.poster = poster
@@ -144,13 +146,13 @@ class PushWorker:
         if error is None:
             with self.store.write() as conn:
                 if self.store.mark_acked(conn, delivery.id, now, "push"):
-                    self.relay.record_delivery(conn, delivery, "relay", "push", now)
+                    self.mailbox.record_delivery(conn, delivery, "relay", "push", now)
             result.delivered += 1
             return
         if now - delivery.since >= self.config.dead_letter_after:
             with self.store.write() as conn:
                 self.store.mark_dead(conn, delivery.id, now, attempts, error)
-                self.relay.audit.append(
+                self.audit.append(
                     conn,
                     events.DEAD_LETTER,
                     "relay",
@@ -170,7 +172,7 @@ class PushWorker:
         result.retried += 1
 
     def _notification(self, delivery: DeliveryRecord) -> tuple[bytes, dict[str, str]]:
-        item = self.relay.inbox_item(delivery)
+        item = views.inbox_item(self.mailbox.item(delivery))
         body = json.dumps(item, ensure_ascii=False, sort_keys=True).encode()
         timestamp = str(int(time.time()))
         headers = {
@@ -194,7 +196,7 @@ class PushWorker:
         if not force and time.monotonic() - self._last_checkpoint < self.config.checkpoint_interval:
             return None
         self._last_checkpoint = time.monotonic()
-        return self.relay.audit.checkpoint(self.stamp)
+        return self.audit.checkpoint(self.stamp)
 
     # -- the thread --
 

@@ -1,8 +1,9 @@
-"""The ``/api/v1`` exchange blueprint: thin handlers over :class:`exchange.relay.Relay`.
+"""The ``/api/v1`` exchange blueprint: thin handlers over the relay's use cases.
 
 Each handler authenticates (API key + request signature, or a TLS client certificate handed
-over by the TLS terminator), parses its input, calls one domain function and returns its
-result. Errors are domain exceptions, turned into problem details by kyso/problems.py.
+over by the TLS terminator), parses its input, calls one use case of
+:class:`exchange.service.Exchange` and returns its records as JSON (:mod:`exchange.views`).
+Errors are domain exceptions, turned into problem details by kyso/problems.py.
 
 | method | path                                        | what                                  |
 |--------|---------------------------------------------|---------------------------------------|
@@ -39,7 +40,9 @@ from urllib.parse import quote
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 
-from .audit import verify_chain
+from directory import Agency, DirectoryError
+
+from . import views
 from .auth import RELAY_KINDS, Principal, decode_client_certificate, from_networks
 from .errors import (
     BadRequest,
@@ -51,7 +54,6 @@ from .errors import (
 )
 from .identity import Presented
 from .refusals import METRICS_CONTENT_TYPE, Limiter, Refusals
-from .relay import agency_from_json
 from .service import Exchange
 
 blueprint = Blueprint("exchange", __name__, url_prefix="/api/v1")
@@ -155,6 +157,22 @@ def _json_body() -> dict[str, Any]:
     return data
 
 
+def agency_from_json(code: str, data: dict[str, Any]) -> Agency:
+    """The agency ``code`` as ``PUT /admin/agencies/{code}`` describes it."""
+    try:
+        return Agency(
+            code=code,
+            name=str(data["name"]),
+            level=str(data["level"]),
+            parent=data.get("parent"),
+            province=str(data.get("province", "")),
+            email=str(data.get("email", "")),
+            address=str(data.get("address", "")),
+        )
+    except (KeyError, TypeError) as exc:
+        raise DirectoryError(f"the agency lacks a field: {exc}") from None
+
+
 def _package_from_request() -> tuple[bytes, list[bytes]]:
     if request.mimetype == "multipart/form-data":
         package = request.files.get("package")
@@ -181,7 +199,7 @@ def send() -> Response:
         accepted.receipt_xml,
         201 if accepted.created else 200,
         {
-            "Location": f"/api/v1/messages/{message.id}",
+            "Location": views.message_href(message.id),
             "X-Kyso-Message-Id": message.id,
             "X-Kyso-Package-SHA256": message.package_sha256,
             "X-Kyso-Receipt-SHA256": message.receipt_sha256,
@@ -191,17 +209,17 @@ def send() -> Response:
 
 @blueprint.get("/messages/<message_id>")
 def message(message_id: str) -> Response:
-    return jsonify(_exchange().relay.message_view(_principal(), message_id))
+    return jsonify(views.message(_exchange().messages.view(_principal(), message_id)))
 
 
 @blueprint.get("/messages/<message_id>/package")
 def package(message_id: str) -> Response:
-    return _xml(_exchange().relay.package(_principal(), message_id))
+    return _xml(_exchange().messages.package(_principal(), message_id))
 
 
 @blueprint.get("/messages/<message_id>/attachments/<sha256>")
 def attachment(message_id: str, sha256: str) -> Response:
-    record, data = _exchange().relay.attachment(_principal(), message_id, sha256)
+    record, data = _exchange().messages.attachment(_principal(), message_id, sha256)
     response = Response(data, mimetype=record.content_type or "application/octet-stream")
     # RFC 6266 / 5987: the (Vietnamese) file name survives as UTF-8.
     response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(record.name)}"
@@ -210,25 +228,25 @@ def attachment(message_id: str, sha256: str) -> Response:
 
 @blueprint.get("/messages/<message_id>/receipt")
 def receipt(message_id: str) -> Response:
-    return _xml(_exchange().relay.receipt(_principal(), message_id))
+    return _xml(_exchange().messages.receipt(_principal(), message_id))
 
 
 @blueprint.post("/messages/<message_id>/status")
 def status(message_id: str) -> tuple[Response, int]:
     if request.mimetype not in XML_TYPES:
         raise InvalidPackage("send the signed status message as application/xml")
-    result = _exchange().relay.submit_status(_principal(), message_id, request.get_data(cache=True))
-    return jsonify(result), 201
+    found = _exchange().statuses.submit(_principal(), message_id, request.get_data(cache=True))
+    return jsonify(views.status_received(found)), 201
 
 
 @blueprint.get("/messages/<message_id>/statuses/<int:status_id>")
 def status_xml(message_id: str, status_id: int) -> Response:
-    return _xml(_exchange().relay.status_xml(_principal(), message_id, status_id))
+    return _xml(_exchange().messages.status_xml(_principal(), message_id, status_id))
 
 
 @blueprint.get("/messages/<message_id>/trail")
 def trail(message_id: str) -> Response:
-    return jsonify(_exchange().relay.trail(_principal(), message_id))
+    return jsonify(views.trail(_exchange().trail.message_trail(_principal(), message_id)))
 
 
 # --- Inbox, outbox, directory ----------------------------------------------------------------
@@ -236,24 +254,24 @@ def trail(message_id: str) -> Response:
 
 @blueprint.get("/inbox")
 def inbox() -> Response:
-    return jsonify(
-        _exchange().relay.inbox(_principal(), _int_arg("after", 0), _int_arg("limit", 100))
-    )
+    page = _exchange().mailbox.inbox(_principal(), _int_arg("after", 0), _int_arg("limit", 100))
+    return jsonify(views.inbox(page))
 
 
 @blueprint.post("/inbox/<int:delivery_id>/ack")
 def ack(delivery_id: int) -> Response:
-    return jsonify(_exchange().relay.ack(_principal(), delivery_id))
+    return jsonify(views.acknowledged(_exchange().mailbox.ack(_principal(), delivery_id)))
 
 
 @blueprint.get("/outbox")
 def outbox() -> Response:
-    return jsonify({"items": _exchange().relay.outbox(_principal(), _int_arg("limit", 100))})
+    sent = _exchange().messages.outbox(_principal(), _int_arg("limit", 100))
+    return jsonify({"items": [views.sent(m) for m in sent]})
 
 
 @blueprint.get("/directory")
 def directory() -> Response:
-    return jsonify(_exchange().relay.directory_view(_principal()))
+    return jsonify(views.directory(_exchange().administration.directory_view(_principal())))
 
 
 @blueprint.put("/push-endpoint")
@@ -261,12 +279,12 @@ def set_push() -> Response:
     url = _json_body().get("url")
     if not isinstance(url, str):
         raise BadRequest('give the endpoint as {"url": "https://…"}')
-    return jsonify(_exchange().relay.set_push_endpoint(_principal(), url))
+    return jsonify(views.push_endpoint(_exchange().mailbox.set_push_endpoint(_principal(), url)))
 
 
 @blueprint.delete("/push-endpoint")
 def delete_push() -> Response:
-    return jsonify(_exchange().relay.set_push_endpoint(_principal(), None))
+    return jsonify(views.push_endpoint(_exchange().mailbox.set_push_endpoint(_principal(), None)))
 
 
 # --- Administration and audit ----------------------------------------------------------------
@@ -274,33 +292,34 @@ def delete_push() -> Response:
 
 @blueprint.get("/admin/dead-letters")
 def dead_letters() -> Response:
-    return jsonify({"items": _exchange().relay.dead_letters(_principal())})
+    dead = _exchange().mailbox.dead_letters(_principal())
+    return jsonify({"items": [views.dead_letter(d) for d in dead]})
 
 
 @blueprint.post("/admin/dead-letters/<int:delivery_id>/retry")
 def retry(delivery_id: int) -> Response:
-    return jsonify(_exchange().relay.revive(_principal(), delivery_id))
+    _exchange().mailbox.revive(_principal(), delivery_id)
+    return jsonify({"id": delivery_id, "retrying": True})
 
 
 @blueprint.put("/admin/agencies/<code>")
 def put_agency(code: str) -> tuple[Response, int]:
-    created = _exchange().relay.upsert_agency(_principal(), agency_from_json(code, _json_body()))
+    agency = agency_from_json(code, _json_body())
+    created = _exchange().administration.upsert_agency(_principal(), agency)
     return jsonify({"code": code, "created": created}), 201 if created else 200
 
 
 @blueprint.get("/audit")
 def audit_log() -> Response:
-    events = _exchange().relay.audit_events(
-        _principal(), _int_arg("after", 0), _int_arg("limit", 100)
+    events = _exchange().trail.events(_principal(), _int_arg("after", 0), _int_arg("limit", 100))
+    return jsonify(
+        {"items": [e.to_dict() for e in events], "next": events[-1].seq if events else None}
     )
-    return jsonify({"items": events, "next": events[-1]["seq"] if events else None})
 
 
 @blueprint.get("/audit/verify")
 def audit_verify() -> Response:
-    relay = _exchange().relay
-    relay.audit_events(_principal(), 0, 1)  # the same permission check
-    return jsonify(verify_chain(relay.audit, relay.trust.check_token).to_dict())
+    return jsonify(_exchange().trail.verify(_principal()).to_dict())
 
 
 # --- Metrics ---------------------------------------------------------------------------------

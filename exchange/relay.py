@@ -1,4 +1,4 @@
-"""The relay: accept packages, deliver them, carry statuses back, keep the trail.
+"""The relay's intake: accept a signed package and answer it with a signed receipt.
 
 Accepting a package is, in order: size → idempotency (same key, or same bytes from the same
 sender: the stored receipt, nothing new) → reassemble multipart parts → schema and XAdES
@@ -9,8 +9,12 @@ database transaction (message, attachments, recipients, deliveries, audit row) �
 Nothing is acknowledged before it is durable, and nothing of a refused package is stored
 but the refusal in the audit log.
 
-Every function takes the authenticated :class:`~exchange.auth.Principal` and decides on its
-own what the caller may see: another agency's messages do not exist for it (404).
+The relay's other use cases are beside it, each taking the authenticated
+:class:`~exchange.auth.Principal` and deciding on its own what the caller may see (another
+agency's messages do not exist for it: 404): :mod:`exchange.messages` (reading),
+:mod:`exchange.statuses` (the lifecycle), :mod:`exchange.mailbox` (inbox, push, dead
+letters), :mod:`exchange.administration` (the directory), :mod:`exchange.trail` (the
+trail and the audit log). They return records; :mod:`exchange.views` makes them JSON.
 """
 
 from __future__ import annotations
@@ -19,25 +23,15 @@ import datetime as dt
 import hashlib
 import io
 import secrets
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 
 from certs.clock import utcnow
-from certs.egress import (
-    DENY_ALL,
-    EgressPolicy,
-    EgressRefused,
-    Resolver,
-    check_destination,
-    system_resolver,
-)
 from certs.store import CertificateStore
-from directory import Agency, Directory, DirectoryError
+from directory import Directory
 from signer import edxml, xml_signing
 from signer.errors import DocumentTooLarge, SignerError
 from signer.pdf_input import looks_like_pdf
@@ -45,38 +39,25 @@ from signer.pdf_verify import verify_pdf
 from signer.report import Report, SubIndication
 
 from . import audit as events
-from . import lifecycle
 from .audit import AuditLog
-from .auth import Principal, Role
+from .auth import Principal
 from .blobs import BlobStore
 from .config import RelayConfig
 from .errors import (
     BadRequest,
     CertificateRefused,
-    DuplicateStatus,
     ExchangeError,
-    Forbidden,
     IdempotencyConflict,
     InvalidPackage,
     PackageTooLarge,
-    PushUrlRefused,
     RoutingDenied,
     SenderMismatch,
     SignatureRejected,
-    UnknownMessage,
     UnsignedDocument,
 )
+from .message_store import AttachmentRecord, MessageRecord, MessageStore, NewMessage
 from .receipts import ReceiptSigner
 from .routing import RoutingRules
-from .store import (
-    AgencyStore,
-    AttachmentRecord,
-    DeliveryRecord,
-    ExchangeStore,
-    MessageRecord,
-    NewMessage,
-    StatusRecord,
-)
 from .trust import Trust
 from .wire import reassemble
 
@@ -84,8 +65,6 @@ REVOKED_SUBINDICATIONS = frozenset(
     {SubIndication.REVOKED, SubIndication.REVOKED_NO_POE, SubIndication.REVOKED_CA_NO_POE}
 )
 MAX_IDEMPOTENCY_KEY = 200
-DIRECTORY_TTL = 5.0
-INBOX_LIMIT = 500
 
 
 def new_message_id() -> str:
@@ -115,110 +94,36 @@ class Verified:
 
 
 class Relay:
-    """The exchange relay's domain operations.
+    """The relay's intake: a signed package in, a signed receipt out (see the module doc).
 
-    ``push_policy`` says which push endpoints an agency may register (the administrator's
-    egress allow-list; by default none), ``resolver`` how their host names are resolved.
+    ``store`` and ``audit`` share the relay's one write transaction; ``directory`` answers
+    the current directory of agencies (the administration's, briefly cached).
     """
 
     def __init__(
         self,
-        engine: sa.Engine,
+        store: MessageStore,
+        audit: AuditLog,
         blobs: BlobStore,
         trust: Trust,
         receipts: ReceiptSigner,
         routing: RoutingRules,
         certificates: CertificateStore,
         config: RelayConfig,
+        directory: Callable[[], Directory],
         clock: Callable[[], dt.datetime] = utcnow,
-        push_policy: EgressPolicy = DENY_ALL,
-        resolver: Resolver = system_resolver,
     ) -> None:
-        self.engine = engine
-        self.store = ExchangeStore(engine)
-        self.audit = AuditLog(self.store)
-        self.agencies = AgencyStore(engine)
+        self.engine = store.engine
+        self.store = store
+        self.audit = audit
         self.blobs = blobs
         self.trust = trust
         self.receipts = receipts
         self.routing = routing
         self.certificates = certificates
         self.config = config
+        self.directory = directory
         self.clock = clock
-        self.push_policy = push_policy
-        self.resolver = resolver
-        self._directory: tuple[float, Directory] | None = None
-        self._lock = threading.Lock()
-
-    # -- the directory --
-
-    def directory(self) -> Directory:
-        now = time.monotonic()
-        with self._lock:
-            if self._directory is not None and now - self._directory[0] < DIRECTORY_TTL:
-                return self._directory[1]
-        directory = self.agencies.directory()
-        with self._lock:
-            self._directory = (now, directory)
-        return directory
-
-    def directory_view(self, principal: Principal) -> dict[str, Any]:
-        directory = self.directory()
-        reachable: list[str] = []
-        if principal.agency:
-            reachable = [a.code for a in self.routing.reachable(directory, principal.agency)]
-        certificates: dict[str, list[dict[str, Any]]] = {}
-        for record in self.certificates.all():
-            if record.agency_code and record.profile in ("seal", "person"):
-                certificates.setdefault(record.agency_code, []).append(
-                    {
-                        "serial": format(record.serial, "X"),
-                        "profile": record.profile,
-                        "common_name": record.common_name,
-                        "not_after": record.not_after.isoformat(),
-                        "revoked": record.revoked,
-                    }
-                )
-        return {
-            "agencies": [
-                {
-                    "code": a.code,
-                    "name": a.name,
-                    "level": a.level,
-                    "parent": a.parent,
-                    "province": a.province,
-                    "certificates": certificates.get(a.code, []),
-                }
-                for a in directory
-            ],
-            "you": principal.agency,
-            "you_may_send_to": reachable,
-            "routing": self.routing.source,
-        }
-
-    def upsert_agency(self, principal: Principal, agency: Agency) -> bool:
-        """An admin adds or changes an agency (the tree is re-checked first)."""
-        if principal.role is not Role.ADMIN:
-            raise Forbidden("only an administrator may edit the directory")
-        current = [a for a in self.agencies.directory() if a.code != agency.code]
-        Directory((*current, agency))  # codes, parents, cycles
-        with self.store.write() as conn:
-            created = self.agencies.upsert(agency, conn)
-            self.audit.append(
-                conn,
-                events.ADMIN,
-                principal.name,
-                agency.code,
-                {
-                    "change": "agency-added" if created else "agency-changed",
-                    "name": agency.name,
-                    "level": agency.level,
-                    "parent": agency.parent,
-                },
-            )
-        with self._lock:
-            self._directory = None
-        return created
 
     # -- verification shared by packages and statuses --
 
@@ -452,483 +357,23 @@ class Relay:
             },
         )
 
-    # -- reading messages --
+    # -- what the status lifecycle shares with the intake --
 
-    def _access(self, principal: Principal, message_id: str) -> tuple[MessageRecord, str]:
-        """The message and the caller's part in it: sender, recipient or reader."""
-        message = self.store.message(message_id) if len(message_id) <= 64 else None
-        if message is not None:
-            if principal.reads_everything:
-                return message, "reader"
-            if principal.agency == message.sender:
-                return message, "sender"
-            recipients = {r.agency for r in self.store.recipients(message_id)}
-            if principal.agency in recipients:
-                return message, "recipient"
-        raise UnknownMessage(f"no message {message_id} for {principal.name}")
+    def verify(self, document: bytes, name: str, agency: str) -> Verified:
+        """Verify ``document``, signed by ``agency``, as a package is verified (the checks,
+        in order, of the module doc); raise the same refusals."""
+        return self._verify(document, name, agency)
 
-    def message_view(self, principal: Principal, message_id: str) -> dict[str, Any]:
-        message, role = self._access(principal, message_id)
-        recipients = self.store.recipients(message_id)
-        if role == "recipient":
-            recipients = [r for r in recipients if r.agency == principal.agency]
-        base = f"/api/v1/messages/{message.id}"
-        view: dict[str, Any] = {
-            "id": message.id,
-            "sender": message.sender,
-            "document_id": message.document_id,
-            "code": message.code,
-            "subject": message.subject,
-            "doc_type": message.doc_type,
-            "refers_to": message.refers_to,
-            "package_sha256": message.package_sha256,
-            "transport": message.transport,
-            "received_at": message.received_at.isoformat(),
-            "recalled_at": message.recalled_at.isoformat() if message.recalled_at else None,
-            "recipients": [
-                {"agency": r.agency, "state": r.state, "answer": r.answer} for r in recipients
-            ],
-            "attachments": [
-                {
-                    "content_id": a.content_id,
-                    "name": a.name,
-                    "content_type": a.content_type,
-                    "sha256": a.sha256,
-                    "size": a.size,
-                    "href": f"{base}/attachments/{a.sha256}",
-                }
-                for a in self.store.attachments(message_id)
-            ],
-            "package": f"{base}/package",
-            "trail": f"{base}/trail",
-        }
-        if role != "recipient":
-            view["receipt"] = f"{base}/receipt"
-        return view
-
-    def package(self, principal: Principal, message_id: str) -> bytes:
-        """The signed package as the sender signed it (attachments inline)."""
-        message, _ = self._access(principal, message_id)
-        xml = self.blobs.get(message.package_sha256)
-        if message.transport == "multipart":
-            parts = [self.blobs.get(a.sha256) for a in self.store.attachments(message_id)]
-            return reassemble(xml, parts)
-        return xml
-
-    def attachment(
-        self, principal: Principal, message_id: str, sha256: str
-    ) -> tuple[AttachmentRecord, bytes]:
-        self._access(principal, message_id)
-        for record in self.store.attachments(message_id):
-            if record.sha256 == sha256:
-                return record, self.blobs.get(sha256)
-        raise UnknownMessage(f"message {message_id} has no attachment {sha256}")
-
-    def receipt(self, principal: Principal, message_id: str) -> bytes:
-        message, role = self._access(principal, message_id)
-        if role == "recipient":
-            raise UnknownMessage(f"the receipt of {message_id} belongs to its sender")
-        return message.receipt_xml
-
-    def status_xml(self, principal: Principal, message_id: str, status_id: int) -> bytes:
-        message, role = self._access(principal, message_id)
-        status = self.store.status(status_id)
-        if (
-            status is None
-            or status.message_id != message.id
-            or not self._sees(principal, role, message, status)
-        ):
-            raise UnknownMessage(f"message {message_id} has no status {status_id}")
-        return status.xml
-
-    @staticmethod
-    def _sees(
-        principal: Principal, role: str, message: MessageRecord, status: StatusRecord
-    ) -> bool:
-        if role != "recipient":
-            return True
-        return status.from_agency in (principal.agency, message.sender)
-
-    def trail(self, principal: Principal, message_id: str) -> dict[str, Any]:
-        """The whole signed lifecycle: the receipt, then every status, in order."""
-        message, role = self._access(principal, message_id)
-        base = f"/api/v1/messages/{message.id}"
-        trail: list[dict[str, Any]] = []
-        if role != "recipient":
-            trail.append(
-                {
-                    "kind": "receipt",
-                    "code": edxml.StatusCode.ARRIVED.value,
-                    "meaning": "Trục liên thông đã nhận",
-                    "from": "relay",
-                    "at": message.received_at.isoformat(),
-                    "sha256": message.receipt_sha256,
-                    "href": f"{base}/receipt",
-                }
-            )
-        for status in self.store.statuses(message_id):
-            if not self._sees(principal, role, message, status):
-                continue
-            trail.append(
-                {
-                    "kind": "status",
-                    "id": status.id,
-                    "code": status.code,
-                    "meaning": edxml.StatusCode(status.code).meaning[0],
-                    "from": status.from_agency,
-                    "signed_at": status.signed_at.isoformat(),
-                    "at": status.received_at.isoformat(),
-                    "sha256": status.sha256,
-                    "href": f"{base}/statuses/{status.id}",
-                }
-            )
-        deliveries = {
-            d.agency: d for d in self.store.deliveries_of(message_id) if d.kind == "message"
-        }
-        recipients = [
-            {
-                "agency": r.agency,
-                "state": r.state,
-                "answer": r.answer,
-                "delivered_at": (
-                    deliveries[r.agency].acked_at.isoformat()  # type: ignore[union-attr]
-                    if r.agency in deliveries and deliveries[r.agency].acked_at
-                    else None
-                ),
-            }
-            for r in self.store.recipients(message_id)
-            if role != "recipient" or r.agency == principal.agency
-        ]
-        return {
-            "message": self.message_view(principal, message_id),
-            "recipients": recipients,
-            "trail": trail,
-        }
-
-    def outbox(self, principal: Principal, limit: int = 100) -> list[dict[str, Any]]:
-        agency = principal.require_agency()
-        return [
-            {
-                "id": m.id,
-                "document_id": m.document_id,
-                "code": m.code,
-                "subject": m.subject,
-                "received_at": m.received_at.isoformat(),
-                "recalled_at": m.recalled_at.isoformat() if m.recalled_at else None,
-                "recipients": [
-                    {"agency": r.agency, "state": r.state, "answer": r.answer}
-                    for r in self.store.recipients(m.id)
-                ],
-            }
-            for m in self.store.sent_by(agency, min(max(limit, 1), INBOX_LIMIT))
-        ]
-
-    def received(self, principal: Principal, limit: int = 100) -> list[dict[str, Any]]:
-        """Messages the caller's agency received, with its own state for each."""
-        agency = principal.require_agency()
-        found = []
-        for m in self.store.received_by(agency, min(max(limit, 1), INBOX_LIMIT)):
-            [own] = [r for r in self.store.recipients(m.id) if r.agency == agency]
-            found.append(
-                {
-                    "id": m.id,
-                    "sender": m.sender,
-                    "document_id": m.document_id,
-                    "code": m.code,
-                    "subject": m.subject,
-                    "received_at": m.received_at.isoformat(),
-                    "recalled_at": m.recalled_at.isoformat() if m.recalled_at else None,
-                    "state": own.state,
-                    "answer": own.answer,
-                }
-            )
-        return found
-
-    # -- inbox --
-
-    def inbox(self, principal: Principal, after: int = 0, limit: int = 100) -> dict[str, Any]:
-        """Unacknowledged items after the cursor, oldest first (at least once: until acked)."""
-        agency = principal.require_agency()
-        if after < 0 or not 1 <= limit <= INBOX_LIMIT:
-            raise BadRequest(f"after must be ≥ 0 and limit 1–{INBOX_LIMIT}")
-        items = [self.inbox_item(d) for d in self.store.inbox(agency, after, limit)]
-        return {"items": items, "next": items[-1]["id"] if items else after}
-
-    def inbox_item(self, delivery: DeliveryRecord) -> dict[str, Any]:
-        message = self.store.message(delivery.message_id)
-        assert message is not None
-        base = f"/api/v1/messages/{message.id}"
-        item: dict[str, Any] = {
-            "id": delivery.id,
-            "kind": delivery.kind,
-            "message_id": message.id,
-            "document_id": message.document_id,
-            "subject": message.subject,
-            "sender": message.sender,
-            "created_at": delivery.created_at.isoformat(),
-            "ack": f"/api/v1/inbox/{delivery.id}/ack",
-        }
-        if delivery.kind == "message":
-            item.update(
-                {"from": message.sender, "code": message.code, "doc_type": message.doc_type}
-            )
-            item["package"] = f"{base}/package"
-        else:
-            assert delivery.status_id is not None
-            status = self.store.status(delivery.status_id)
-            assert status is not None
-            item.update(
-                {
-                    "from": status.from_agency,
-                    "status_id": status.id,
-                    "code": status.code,
-                    "meaning": edxml.StatusCode(status.code).meaning[0],
-                    "href": f"{base}/statuses/{status.id}",
-                }
-            )
-        return item
-
-    def ack(self, principal: Principal, delivery_id: int) -> dict[str, Any]:
-        agency = principal.require_agency()
-        delivery = self.store.delivery(delivery_id)
-        if delivery is None or delivery.agency != agency:
-            raise UnknownMessage(f"no inbox item {delivery_id} for {agency}")
-        if delivery.acked_at is None:
-            now = self.clock()
-            with self.store.write() as conn:
-                if self.store.mark_acked(conn, delivery_id, now, "pull"):
-                    self.record_delivery(conn, delivery, agency, "pull", now)
-            delivery = self.store.delivery(delivery_id)
-            assert delivery is not None
-        return {
-            "id": delivery.id,
-            "acked_at": delivery.acked_at.isoformat() if delivery.acked_at else None,
-        }
-
-    def record_delivery(
-        self,
-        conn: sa.Connection,
-        delivery: DeliveryRecord,
-        actor: str,
-        via: str,
-        now: dt.datetime,
+    def reject(
+        self, principal: Principal, what: str, sha256: str, size: int, exc: ExchangeError
     ) -> None:
-        self.audit.append(
-            conn,
-            events.DELIVERED,
-            actor,
-            delivery.message_id,
-            {
-                "delivery": delivery.id,
-                "agency": delivery.agency,
-                "kind": delivery.kind,
-                "status_id": delivery.status_id,
-                "via": via,
-            },
-            now,
-        )
-
-    # -- statuses --
-
-    def submit_status(self, principal: Principal, message_id: str, xml: bytes) -> dict[str, Any]:
-        """Accept a signed status about a message from one of its parties."""
-        agency = principal.require_agency()
-        sha256 = hashlib.sha256(xml).hexdigest()
-        try:
-            message, role = self._access(principal, message_id)
-            if len(xml) > self.config.max_package_bytes:
-                raise PackageTooLarge("the status message is too large")
-            if self.store.status_by_sha(sha256) is not None:
-                raise DuplicateStatus("this very status message was already received (a replay)")
-            verified = self._verify(xml, "the status", agency)
-            try:
-                status = edxml.parse_status(verified.content)
-            except SignerError as exc:
-                raise InvalidPackage(f"the status: {exc}") from None
-            self._check_status(status, message, agency)
-            return self._store_status(message, role, agency, status, xml, sha256)
-        except ExchangeError as exc:
-            self._reject(principal, f"status of {message_id}"[:64], sha256, len(xml), exc)
-            raise
-
-    def _check_status(
-        self, status: edxml.StatusMessage, message: MessageRecord, agency: str
-    ) -> None:
-        if status.sender.organ_id != agency:
-            raise SenderMismatch(
-                f"the status is from {status.sender.organ_id}, but you are {agency}"
-            )
-        reference = status.response_for
-        if reference.document_id != message.document_id or reference.organ_id != message.sender:
-            raise InvalidPackage(
-                f"the status answers {reference.document_id}, not message {message.id} "
-                f"({message.document_id})"
-            )
-        now, skew = self.clock(), self.config.clock_skew
-        if status.timestamp < message.received_at - skew:
-            raise InvalidPackage(
-                f"the status is dated {status.timestamp.isoformat()}, before the message "
-                f"reached the relay ({message.received_at.isoformat()}): an old status replayed?"
-            )
-        if status.timestamp > now + skew:
-            raise InvalidPackage(f"the status is dated in the future ({status.timestamp})")
-
-    def _store_status(
-        self,
-        message: MessageRecord,
-        role: str,
-        agency: str,
-        status: edxml.StatusMessage,
-        xml: bytes,
-        sha256: str,
-    ) -> dict[str, Any]:
-        code = status.code.value
-        now = self.clock()
-        try:
-            with self.store.write() as conn:
-                parties = [
-                    lifecycle.Party(r.agency, r.state, r.answer)
-                    for r in self.store.recipients(message.id, conn)
-                ]
-                recalled = self.store.recalled_at(conn, message.id) is not None
-                if role == "sender":
-                    transition = lifecycle.sender_transition(code, parties, recalled=recalled)
-                elif role == "recipient":
-                    [party] = [p for p in parties if p.agency == agency]
-                    transition = lifecycle.recipient_transition(
-                        code, party, message.sender, recalled=recalled, doc_type=message.doc_type
-                    )
-                else:
-                    raise Forbidden("only the sender or a recipient may report a status")
-                status_id = self.store.insert_status(
-                    conn, message.id, agency, code, xml, sha256, status.timestamp, now
-                )
-                if transition.recall:
-                    self.store.mark_recalled(conn, message.id, now)
-                elif transition.state or transition.answer:
-                    self.store.set_recipient(
-                        conn,
-                        message.id,
-                        agency,
-                        now,
-                        state=transition.state,
-                        answer=transition.answer,
-                    )
-                self.store.add_deliveries(
-                    conn, transition.deliver_to, "status", message.id, status_id, now
-                )
-                self.audit.append(
-                    conn,
-                    events.STATUS,
-                    agency,
-                    message.id,
-                    {
-                        "code": code,
-                        "status_id": status_id,
-                        "sha256": sha256,
-                        "to": list(transition.deliver_to),
-                        "description": status.description[:200],
-                    },
-                    now,
-                )
-        except sa.exc.IntegrityError:
-            raise DuplicateStatus("this very status message was already received") from None
-        return {
-            "status_id": status_id,
-            "message_id": message.id,
-            "code": code,
-            "meaning": status.code.meaning[0],
-            "received_at": now.isoformat(),
-            "delivered_to": list(transition.deliver_to),
-            "href": f"/api/v1/messages/{message.id}/statuses/{status_id}",
-        }
-
-    # -- push endpoints and dead letters --
-
-    def set_push_endpoint(self, principal: Principal, url: str | None) -> dict[str, Any]:
-        """Register (or, with None, remove) the agency's push endpoint.
-
-        Raises :class:`PushUrlRefused` unless the URL is an acceptable http(s) URL whose host,
-        and every address it resolves to now, the push policy allows. The worker checks again
-        before each delivery: what a name resolves to may change.
-        """
-        agency = principal.require_agency()
-        if url is not None:
-            try:
-                check_destination(self.push_policy, url, self.resolver)
-            except EgressRefused as exc:
-                raise PushUrlRefused(f"the push endpoint is refused: {exc}") from None
-        now = self.clock()
-        with self.store.write() as conn:
-            self.store.set_push_endpoint(conn, agency, url, now)
-            self.audit.append(
-                conn, events.ADMIN, agency, agency, {"change": "push-endpoint", "url": url}, now
-            )
-        return {"agency": agency, "url": url}
-
-    def dead_letters(self, principal: Principal) -> list[dict[str, Any]]:
-        if not principal.reads_everything:
-            raise Forbidden("only administrators and auditors see dead letters")
-        return [
-            {
-                "id": d.id,
-                "agency": d.agency,
-                "kind": d.kind,
-                "message_id": d.message_id,
-                "status_id": d.status_id,
-                "attempts": d.attempts,
-                "since": d.since.isoformat(),
-                "dead_at": d.dead_at.isoformat() if d.dead_at else None,
-                "last_error": d.last_error,
-            }
-            for d in self.store.dead_letters()
-        ]
-
-    def revive(self, principal: Principal, delivery_id: int) -> dict[str, Any]:
-        if principal.role is not Role.ADMIN:
-            raise Forbidden("only an administrator may retry a dead letter")
-        now = self.clock()
-        with self.store.write() as conn:
-            if not self.store.revive(conn, delivery_id, now):
-                raise UnknownMessage(f"no dead letter {delivery_id}")
-            self.audit.append(
-                conn,
-                events.ADMIN,
-                principal.name,
-                str(delivery_id),
-                {"change": "dead-letter-retried", "delivery": delivery_id},
-                now,
-            )
-        return {"id": delivery_id, "retrying": True}
-
-    # -- audit --
-
-    def audit_events(
-        self, principal: Principal, after: int = 0, limit: int = 100
-    ) -> list[dict[str, Any]]:
-        if not principal.reads_everything:
-            raise Forbidden("only auditors and administrators read the audit log")
-        return [e.to_dict() for e in self.audit.events(after, min(max(limit, 1), 1000))]
-
-
-def agency_from_json(code: str, data: dict[str, Any]) -> Agency:
-    try:
-        return Agency(
-            code=code,
-            name=str(data["name"]),
-            level=str(data["level"]),
-            parent=data.get("parent"),
-            province=str(data.get("province", "")),
-            email=str(data.get("email", "")),
-            address=str(data.get("address", "")),
-        )
-    except (KeyError, TypeError) as exc:
-        raise DirectoryError(f"the agency lacks a field: {exc}") from None
+        """Record a refused submission in the audit log, as a refused package is."""
+        self._reject(principal, what, sha256, size, exc)
 
 
 __all__ = [
     "Accepted",
     "Relay",
-    "agency_from_json",
+    "Verified",
     "new_message_id",
 ]

@@ -1,5 +1,6 @@
 """The relay's part of the object graph: what :func:`open_exchange` builds from the PKI, the
-database and a :class:`RelayConfig`, for Kyso's composition root (``kyso/services.py``)."""
+database and a :class:`RelayConfig`, for Kyso's composition root (``kyso/services.py``): one
+object per use case, sharing the repositories, the audit log and the one write lock."""
 
 from __future__ import annotations
 
@@ -16,14 +17,23 @@ from certs.services import PkiServices
 from certs.tsa import stamp_digest
 from signer import edxml
 
+from .administration import Administration
+from .audit import AuditLog
 from .auth import Authenticator, installation_id, sealing_key
 from .blobs import BlobStore
 from .config import RelayConfig
 from .delivery import PushWorker, pinned_poster
+from .mailbox import Mailbox
+from .mailbox_store import MailboxStore
+from .message_store import MessageStore
+from .messages import Messages
 from .receipts import ReceiptSigner
 from .relay import Relay
 from .routing import load_rules
+from .status_store import StatusStore
+from .statuses import Statuses
 from .store import AgencyStore
+from .trail import Trail
 from .trust import Trust
 
 RELAY_NAME = "Trục liên thông văn bản Kyso"
@@ -32,7 +42,14 @@ FALLBACK_ORGAN = "000.00.00.H00"
 
 @dataclass
 class Exchange:
-    relay: Relay
+    """The relay's use cases, its authenticator and its push worker."""
+
+    relay: Relay  # the intake: packages in, receipts out
+    messages: Messages
+    statuses: Statuses
+    mailbox: Mailbox
+    administration: Administration
+    trail: Trail
     authenticator: Authenticator
     worker: PushWorker
     config: RelayConfig
@@ -84,23 +101,48 @@ def open_exchange(
         (pki.issuing_certificate,),
         lambda: [services.crl(ROOT_CA), services.crl(ISSUING_CA)],
     )
+    message_store, status_store = MessageStore(engine), StatusStore(engine)
+    mailbox_store = MailboxStore(engine)
+    audit = AuditLog(message_store)
+    blobs = BlobStore(data_dir / "blobs")
+    routing = load_rules(config.routing_file)
+    administration = Administration(AgencyStore(engine), pki.store, routing, message_store, audit)
     relay = Relay(
-        engine,
-        BlobStore(data_dir / "blobs"),
+        message_store,
+        audit,
+        blobs,
         trust,
         ReceiptSigner(relay_key, services.tsa, relay_organization(engine)),
-        load_rules(config.routing_file),
+        routing,
         pki.store,
         config,
+        administration.directory,
+    )
+    messages = Messages(message_store, status_store, blobs)
+    mailbox = Mailbox(
+        mailbox_store,
+        message_store,
+        status_store,
+        audit,
         push_policy=push_policy,
         resolver=resolver,
     )
     authenticator = authenticator or open_authenticator(engine, pki, passphrase)
     worker = PushWorker(
-        relay,
+        mailbox,
         authenticator,
         config,
         pinned_poster(push_policy, resolver),
         stamp=lambda digest: stamp_digest(services.tsa, digest),
     )
-    return Exchange(relay, authenticator, worker, config)
+    return Exchange(
+        relay,
+        messages,
+        Statuses(relay, messages, status_store, message_store, audit, config),
+        mailbox,
+        administration,
+        Trail(messages, status_store, mailbox_store, audit, trust.check_token),
+        authenticator,
+        worker,
+        config,
+    )

@@ -31,7 +31,7 @@ from certs.layout import PkiLayout
 from exchange import audit as events
 from exchange.audit import verify_chain
 from exchange.auth import RELAY_KINDS, Role
-from exchange.errors import ExchangeError
+from exchange.errors import ExchangeError, UnknownMessage
 from exchange.status_names import CODE_NAMES
 
 from .cli_common import Context, KysoCommand, KysoGroup, console, pass_context, print_rows
@@ -524,7 +524,7 @@ def relay_dead_letters(obj: Context) -> None:
     """Pushes that failed for longer than KYSO_DEAD_LETTER_AFTER."""
     rows = [
         (str(d.id), d.agency, d.kind, d.message_id, str(d.attempts), d.last_error or "")
-        for d in obj.root.exchange_store.dead_letters()
+        for d in obj.root.mailbox_store.dead_letters()
     ]
     print_rows(("id", "agency", "kind", "message", "attempts", "last error"), rows)
 
@@ -534,18 +534,13 @@ def relay_dead_letters(obj: Context) -> None:
 @pass_context
 def relay_retry(obj: Context, delivery_id: int) -> None:
     """Push a dead letter again."""
-    store, now = obj.root.exchange_store, utcnow()
-    with store.write() as conn:
-        if not store.revive(conn, delivery_id, now):
-            raise click.UsageError(f"no dead letter {delivery_id}")
-        obj.root.audit.append(
-            conn,
-            events.ADMIN,
-            _operator(),
-            str(delivery_id),
-            {"change": "dead-letter-retried", "delivery": delivery_id},
-            now,
-        )
+    from exchange.mailbox import revive_dead_letter
+
+    root = obj.root
+    try:
+        revive_dead_letter(root.mailbox_store, root.audit, _operator(), delivery_id, utcnow())
+    except UnknownMessage as exc:
+        raise click.UsageError(str(exc)) from None
     console.print(f"delivery {delivery_id} will be pushed again")
 
 

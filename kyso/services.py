@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from directory.store import AgencyStore
     from exchange.audit import AuditLog
     from exchange.auth import Authenticator
+    from exchange.mailbox_store import MailboxStore
     from exchange.service import Exchange
     from exchange.store import ExchangeStore
 
@@ -124,6 +125,13 @@ class Root:
         from exchange.store import ExchangeStore
 
         return ExchangeStore(self.engine)
+
+    @functools.cached_property
+    def mailbox_store(self) -> MailboxStore:
+        """The relay's deliveries (dead letters) for the CLI."""
+        from exchange.mailbox_store import MailboxStore
+
+        return MailboxStore(self.engine)
 
     @functools.cached_property
     def audit(self) -> AuditLog:

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, render_template
 
+from exchange import views
 from signer.edxml import STATUS_MEANINGS
 
 from .services import Services, current_services
@@ -39,12 +40,13 @@ def _recipients_text(recipients: list[dict[str, Any]]) -> list[str]:
 def exchange_page() -> str:
     user = current_user()
     assert user is not None
-    relay = current_services().exchange.relay
+    services = current_services()
+    messages = services.exchange.messages
     principal = user.principal()  # a clerk or officer acts for their agency
     if principal.agency is not None:
-        inbox = relay.received(principal, 100)
-        outbox = relay.outbox(principal, 100)
-        agency = relay.agencies.get(principal.agency)
+        inbox = [views.received(m) for m in messages.received(principal, 100)]
+        outbox = [views.sent(m) for m in messages.outbox(principal, 100)]
+        agency = services.agencies.get(principal.agency)
         return render_template(
             "exchange.html",
             agency=agency,
@@ -61,7 +63,9 @@ def exchange_page() -> str:
         outbox=[],
         label=_label,
         recipients_text=_recipients_text,
-        dead_letters=relay.dead_letters(principal),
+        dead_letters=[
+            views.dead_letter(d) for d in services.exchange.mailbox.dead_letters(principal)
+        ],
     )
 
 

@@ -188,14 +188,14 @@ def agency(code: str) -> Principal:
 @contextmanager
 def pushing(exchange: Exchange, code: str, url: str) -> Iterator[None]:
     """``code``'s push endpoint registered; afterwards removed and its inbox acknowledged."""
-    relay = exchange.relay
-    relay.set_push_endpoint(agency(code), url)
+    mailbox = exchange.mailbox
+    mailbox.set_push_endpoint(agency(code), url)
     try:
         yield
     finally:
-        relay.set_push_endpoint(agency(code), None)
-        for item in relay.inbox(agency(code), 0, 500)["items"]:
-            relay.ack(agency(code), item["id"])
+        mailbox.set_push_endpoint(agency(code), None)
+        for item in mailbox.inbox(agency(code), 0, 500).items:
+            mailbox.ack(agency(code), item.delivery.id)
 
 
 def send(exchange: Exchange, env: ExchangeEnv, recipient: str) -> str:
