@@ -344,9 +344,7 @@ class SigningService:
         identity = self.choose_key(principal, key)
         timestamper = self._timestamper(level)
         with self._open(principal, identity) as signing_key:
-            signed = xml_signing.sign_xml(
-                data, signing_key, level=level.value, timestamper=timestamper
-            )
+            signed = xml_signing.sign_xml(data, signing_key, level=level, timestamper=timestamper)
             return self._signed(signed, signing_key, identity, level)
 
     def sign_cms(
@@ -358,9 +356,7 @@ class SigningService:
         identity = self.choose_key(principal, key)
         timestamper = self._timestamper(level)
         with self._open(principal, identity) as signing_key:
-            signed = cades.sign_cms(
-                content, signing_key, level=level.value, timestamper=timestamper
-            )
+            signed = cades.sign_cms(content, signing_key, level=level, timestamper=timestamper)
             return self._signed(signed, signing_key, identity, level)
 
     def _signed(self, data: bytes, key: SigningKey, identity: Identity, level: Level) -> Signed:
