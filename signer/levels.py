@@ -28,16 +28,6 @@ class Level(StrEnum):
 BASIC_LEVELS = (Level.B_B, Level.B_T)
 
 
-def parse_level(text: str) -> Level:
-    """The level named ``text`` (``"B-T"``), for the CLI and HTTP edges; an unknown name
-    raises :class:`UnsupportedFormat`."""
-    try:
-        return Level(text)
-    except ValueError:
-        names = ", ".join(level.value for level in Level)
-        raise UnsupportedFormat(f"unknown signature level {text!r} (use one of {names})") from None
-
-
 def check_basic_level(level: Level, has_timestamper: bool, format_name: str) -> None:
     """Refuse a level XAdES/CAdES signing does not offer, or B-T without a TSA."""
     if level not in BASIC_LEVELS:
