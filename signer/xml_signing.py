@@ -7,6 +7,11 @@ last in its ``edXMLHeader``; and once its digests verify, every attachment of a 
 compared with the SHA-256 its manifest lists and a changed one is named. Any other XML is
 signed and verified as plain XAdES, its signature last in the root.
 
+Verification returns what it verified (as pyHanko's and signxml's results do): a frozen
+:class:`~signer.report.Report` and the parsed tree the signature covers. :func:`verify_package`
+and :func:`verify_status` read the edXML document from that tree, so a package is parsed and
+schema-validated once; callers never parse the signed bytes again.
+
 This is the layer every caller uses for XML. :mod:`signer.xades` knows no document family and
 never imports this module or :mod:`signer.edxml` (an import-linter contract says so).
 """
