@@ -323,13 +323,14 @@ def check_receipt(
 ) -> Check:
     """The receipt is signed by the relay and names this message and these bytes."""
     try:
-        report = xml_signing.verify_xml(receipt_xml, policy, "receipt.xml")
+        verification = xml_signing.verify_document(receipt_xml, policy, "receipt.xml")
     except SignerError as exc:
         return Check("receipt", "", False, str(exc))
-    if not report.passed or report.signed_content is None:
+    report = verification.report
+    if not report.passed or verification.signed_content is None:
         details = "; ".join(report.signatures[0].details[:2])
         return Check("receipt", "", False, f"signature not valid: {details}", report)
-    info = read_receipt(report.signed_content)
+    info = read_receipt(verification.signed_content)
     if info.message_id != message_id or info.package_sha256 != package_sha256:
         return Check("receipt", "", False, "the receipt names another message or package", report)
     signer = report.signatures[0]
@@ -360,12 +361,13 @@ def verify_trail(
             checks.append(check)
             continue
         try:
-            report = xml_signing.verify_xml(data, policy, "status.xml")
+            verification = xml_signing.verify_status(data, policy, "status.xml")
         except SignerError as exc:
             checks.append(Check(f"status {event['code']}", event["href"], False, str(exc)))
             continue
+        report = verification.report
         signer = report.signatures[0].signer
-        status = edxml.parse_status(report.signed_content) if report.passed else None
+        status = verification.status if report.passed else None
         ok = (
             report.passed
             and status is not None

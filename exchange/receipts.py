@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from certs.keystore import SigningKey
 from certs.tsa import InProcessTimeStamper, TimeStampAuthority
 from signer import edxml, xml_signing
+from signer.levels import Level
 
 RECEIPT_PREFIX = "Trục liên thông đã nhận gói tin (đã đến)."
 _FIELD = re.compile(r"(MessageId|PackageSHA256|ReceivedAt|Recipients)=([^;]+)")
@@ -73,7 +74,7 @@ class ReceiptSigner:
         return xml_signing.sign_xml(
             edxml.build_status(status),
             self.key,
-            level="B-T",
+            level=Level.B_T,
             timestamper=self.timestamper,
             signing_time=received_at.astimezone(edxml.VN_TZ),
         )

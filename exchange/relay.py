@@ -33,7 +33,7 @@ from certs.clock import utcnow
 from certs.store import CertificateStore
 from directory import Directory
 from signer import edxml, xml_signing
-from signer.errors import DocumentTooLarge, SignerError
+from signer.errors import DocumentTooLarge, NoSignature, SignerError
 from signer.pdf_input import looks_like_pdf
 from signer.pdf_verify import verify_pdf
 from signer.report import Report, SubIndication
@@ -59,7 +59,7 @@ from .message_store import AttachmentRecord, MessageRecord, MessageStore, NewMes
 from .receipts import ReceiptSigner
 from .routing import RoutingRules
 from .trust import Trust
-from .wire import reassemble
+from .wire import reassemble, reassemble_tree
 
 REVOKED_SUBINDICATIONS = frozenset(
     {SubIndication.REVOKED, SubIndication.REVOKED_NO_POE, SubIndication.REVOKED_CA_NO_POE}
@@ -128,16 +128,35 @@ class Relay:
     # -- verification shared by packages and statuses --
 
     def _verify(self, document: bytes, name: str, agency: str) -> Verified:
+        """A signed document (a status) that passed verification, and its signed bytes."""
         try:
-            report = xml_signing.verify_xml(document, self.trust.policy(), name)
-        except DocumentTooLarge as exc:
-            raise PackageTooLarge(str(exc)) from None
+            verification = xml_signing.verify_document(document, self.trust.policy(), name)
         except SignerError as exc:
-            if "no XML signature" in str(exc):
-                raise UnsignedDocument(f"{name} is not signed: {exc}") from None
-            raise InvalidPackage(f"{name}: {exc}") from None
+            raise self._refusal(name, exc) from None
+        signed = verification.signed_content
+        serial = self._signer_serial(verification.report, signed is not None, name, agency)
+        assert signed is not None  # a passed verdict without signed content was refused
+        return Verified(verification.report, signed, serial)
+
+    def _verify_package(self, document: bytes | Any, agency: str) -> tuple[edxml.Package, str]:
+        """The package the signature covers, parsed and validated once (``document``: the
+        bytes as received, or the tree :func:`~exchange.wire.reassemble_tree` put together),
+        and the serial number of its signer's certificate."""
+        name = "the package"
+        try:
+            verification = xml_signing.verify_package(document, self.trust.policy(), name)
+        except SignerError as exc:
+            raise self._refusal(name, exc) from None
+        package = verification.package
+        serial = self._signer_serial(verification.report, package is not None, name, agency)
+        assert package is not None  # a passed verdict without a package was refused
+        return package, serial
+
+    def _signer_serial(self, report: Report, signed: bool, name: str, agency: str) -> str:
+        """The signer's serial, once the verdict passed and the signer is ``agency``'s
+        registered, unrevoked certificate; else the refusal."""
         [signature] = report.signatures
-        if not report.passed or report.signed_content is None or signature.signer is None:
+        if not report.passed or not signed or signature.signer is None:
             why = "; ".join(signature.details[:3]) or str(signature.sub_indication)
             extensions = {"report": report.to_dict()}
             if signature.sub_indication in REVOKED_SUBINDICATIONS:
@@ -162,7 +181,16 @@ class Relay:
                 f"{name}: the signing certificate {serial} of {agency} is revoked "
                 f"({record.revocation_reason})"
             )
-        return Verified(report, report.signed_content, serial)
+        return serial
+
+    @staticmethod
+    def _refusal(name: str, exc: SignerError) -> ExchangeError:
+        """The relay's answer to a document the verification could not read."""
+        if isinstance(exc, DocumentTooLarge):
+            return PackageTooLarge(str(exc))
+        if isinstance(exc, NoSignature):
+            return UnsignedDocument(f"{name} is not signed: {exc}")
+        return InvalidPackage(f"{name}: {exc}")
 
     def _check_pdfs(self, package: edxml.Package) -> None:
         for attachment in package.attachments:
@@ -238,12 +266,8 @@ class Relay:
         size: int,
         idempotency_key: str | None,
     ) -> Accepted:
-        document = reassemble(xml, parts) if parts else xml
-        verified = self._verify(document, "the package", agency)
-        try:
-            package = edxml.parse_package(verified.content)
-        except SignerError as exc:
-            raise InvalidPackage(f"the package: {exc}") from None
+        document = reassemble_tree(xml, parts) if parts else xml
+        package, signer_serial = self._verify_package(document, agency)
         if package.sender.organ_id != agency:
             raise SenderMismatch(
                 f"the package is from {package.sender.organ_id}, but you are {agency}"
@@ -291,7 +315,7 @@ class Relay:
                 received_at=received_at,
                 receipt_xml=receipt,
                 receipt_sha256=hashlib.sha256(receipt).hexdigest(),
-                signer_serial=verified.signer_serial,
+                signer_serial=signer_serial,
                 recalled_at=None,
             ),
             recipients=recipients,
@@ -313,7 +337,7 @@ class Relay:
                         "attachments": [a.sha256 for a in stored],
                         "doc_type": doc_type,
                         "refers_to": refers_to,
-                        "signer_serial": verified.signer_serial,
+                        "signer_serial": signer_serial,
                     },
                     received_at,
                 )

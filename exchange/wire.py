@@ -22,12 +22,13 @@ import hmac
 import secrets
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from lxml import etree
 
 from signer import edxml, safexml
 
-from .errors import InvalidPackage
+from .errors import InvalidPackage, PackageTooLarge
 
 SCHEME = "Kyso-HMAC-SHA256"
 
@@ -67,13 +68,23 @@ def _q(name: str) -> str:
 
 
 def reassemble(xml: bytes, parts: Sequence[bytes]) -> bytes:
-    """Put multipart attachments back into the package they were signed in.
+    """The package :func:`reassemble_tree` puts back together, as UTF-8 bytes."""
+    data: bytes = etree.tostring(
+        reassemble_tree(xml, parts), xml_declaration=True, encoding="UTF-8"
+    )
+    return data
+
+
+def reassemble_tree(xml: bytes, parts: Sequence[bytes]) -> Any:
+    """Put multipart attachments back into the package they were signed in (parsed once).
 
     A package sent as multipart keeps every ``Attachment`` element but leaves its
     ``ContentTransferEncoded`` empty; each part is matched to the manifest entry whose
     SHA-256 it has and its base64 (unwrapped, as Kyso signs it) goes back in place, so that
     the signature is checked over exactly what was signed. A part or an empty attachment
-    that finds no partner raises :class:`~exchange.errors.InvalidPackage`.
+    that finds no partner raises :class:`~exchange.errors.InvalidPackage`; a package that
+    would grow over the XML size limit, :class:`~exchange.errors.PackageTooLarge`. Returns
+    the tree :func:`signer.safexml.parse` made, which the verification reads as it is.
     """
     tree = safexml.parse(xml)
     root = tree.getroot()
@@ -85,6 +96,7 @@ def reassemble(xml: bytes, parts: Sequence[bytes]) -> bytes:
     }
     by_digest = {hashlib.sha256(part).hexdigest(): part for part in parts}
     used: set[str] = set()
+    size = len(xml)
     for attachment in root.iterfind(f"{_q('AttachmentEncoded')}/{_q('Attachment')}"):
         encoded = attachment.find(_q("ContentTransferEncoded"))
         if encoded is None or (encoded.text or "").strip():
@@ -96,12 +108,18 @@ def reassemble(xml: bytes, parts: Sequence[bytes]) -> bytes:
                 f"attachment {content_id!r} is empty and no part has the SHA-256 its manifest lists"
             )
         encoded.text = base64.b64encode(by_digest[digest]).decode()
+        size += len(encoded.text)
         used.add(digest)
     extra = sorted(set(by_digest) - used)
     if extra:
         raise InvalidPackage(f"part with SHA-256 {extra[0]} matches no empty attachment")
-    data: bytes = etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
-    return data
+    if size > safexml.MAX_XML_BYTES:
+        # The limit safexml.parse puts on a package sent inline holds for one put together.
+        raise PackageTooLarge(
+            f"the package put together is {size} bytes, over the XML limit of "
+            f"{safexml.MAX_XML_BYTES} bytes"
+        )
+    return tree
 
 
 def detach(signed_package: bytes) -> tuple[bytes, list[bytes]]:
@@ -118,4 +136,12 @@ def detach(signed_package: bytes) -> tuple[bytes, list[bytes]]:
     return data, parts
 
 
-__all__ = ["SCHEME", "body_digest", "canonical_request", "detach", "reassemble", "sign_request"]
+__all__ = [
+    "SCHEME",
+    "body_digest",
+    "canonical_request",
+    "detach",
+    "reassemble",
+    "reassemble_tree",
+    "sign_request",
+]

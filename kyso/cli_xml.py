@@ -106,7 +106,7 @@ def sign_xml(
     data = source.read_bytes()
     timestamper = _timestamper(obj, level, tsa_url)
     with obj.open_key(key_ref) as key:
-        signed = xml_signing.sign_xml(data, key, level=level, timestamper=timestamper)
+        signed = xml_signing.sign_xml(data, key, level=Level(level), timestamper=timestamper)
         _write(output, signed)
         _done("XAdES", source, output, level, key)
 
@@ -121,6 +121,6 @@ def sign_cms(
 
     timestamper = _timestamper(obj, level, tsa_url)
     with obj.open_key(key_ref) as key, source.open("rb") as content:
-        signature = cades.sign_cms(content, key, level=level, timestamper=timestamper)
+        signature = cades.sign_cms(content, key, level=Level(level), timestamper=timestamper)
         _write(output, signature)
         _done("CAdES", source, output, level, key)

@@ -30,7 +30,7 @@ from certs.keystore import SigningKey, open_key
 from certs.pkcs11uri import DEFAULT_ACCESS, Pkcs11Access
 from certs.store import CertificateRecord, CertificateStore
 from signer.errors import InvalidDocument, SigningFailed, UnsupportedFormat
-from signer.levels import Level
+from signer.levels import BASIC_LEVELS, Level
 from signer.localfetch import LocalAnswers
 from signer.pdf import PdfSignOptions, PdfSignResult
 from signer.pdf_input import looks_like_pdf
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 Rect = tuple[float, float, float, float]
 STYLES = ("person", "seal", "attachment", "copy")
-XML_CMS_LEVELS = (Level.B_B, Level.B_T)
+XML_CMS_LEVELS = BASIC_LEVELS  # what XAdES and CAdES signing offer
 
 
 class Principal(Protocol):
@@ -350,9 +350,7 @@ class SigningService:
         identity = self.choose_key(principal, key)
         timestamper = self._timestamper(level)
         with self._open(principal, identity) as signing_key:
-            signed = xml_signing.sign_xml(
-                data, signing_key, level=level.value, timestamper=timestamper
-            )
+            signed = xml_signing.sign_xml(data, signing_key, level=level, timestamper=timestamper)
             return self._signed(signed, signing_key, identity, level)
 
     def sign_cms(
@@ -364,9 +362,7 @@ class SigningService:
         identity = self.choose_key(principal, key)
         timestamper = self._timestamper(level)
         with self._open(principal, identity) as signing_key:
-            signed = cades.sign_cms(
-                content, signing_key, level=level.value, timestamper=timestamper
-            )
+            signed = cades.sign_cms(content, signing_key, level=level, timestamper=timestamper)
             return self._signed(signed, signing_key, identity, level)
 
     def _signed(self, data: bytes, key: SigningKey, identity: Identity, level: Level) -> Signed:

@@ -16,6 +16,7 @@ usage, under a :class:`~signer.policy.ValidationPolicy`), :func:`check_timestamp
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -63,16 +64,18 @@ from certs.keystore import SigningKey, from_asn1, to_asn1
 from .checkcache import CertificateCheck
 from .errors import DocumentTooLarge, InvalidDocument, SigningFailed, UnsupportedFormat
 from .explain import with_explanation
-from .levels import BASIC_LEVELS, check_basic_level
+from .levels import BASIC_LEVELS, Level, check_basic_level
 from .policy import SELF_SIGNED_UNTRUSTED, ValidationPolicy, self_signed_untrusted
 from .report import (
     CertificateInfo,
+    Coverage,
+    DocumentFormat,
     Indication,
     Report,
     RevocationEvidence,
+    SignatureFormat,
     SignatureReport,
     SubIndication,
-    indication_for,
 )
 
 LEVELS = BASIC_LEVELS
@@ -371,10 +374,8 @@ async def check_timestamp(
 
 
 def finish(report: SignatureReport, sub: SubIndication | None) -> SignatureReport:
-    """Set the indication that ``sub`` implies and fill the explanations."""
-    report.sub_indication = sub
-    report.indication = indication_for(sub)
-    return with_explanation(report)
+    """``report`` with the indication that ``sub`` implies, explained."""
+    return with_explanation(report.finished(sub))
 
 
 # --- Signing -------------------------------------------------------------------------------
@@ -384,7 +385,7 @@ async def async_sign_cms(
     content: bytes | IO[bytes],
     key: SigningKey,
     *,
-    level: str = "B-B",
+    level: Level = Level.B_B,
     timestamper: TimeStamper | None = None,
     signing_time: dt.datetime | None = None,
 ) -> bytes:
@@ -399,7 +400,7 @@ async def async_sign_cms(
             DIGEST_ALGORITHM,
             detached=True,
             use_cades=True,
-            timestamper=timestamper if level == "B-T" else None,
+            timestamper=timestamper if level == Level.B_T else None,
             signed_attr_settings=attributes,
         )
     except (TimestampRequestError, OSError) as exc:
@@ -414,7 +415,7 @@ def sign_cms(
     content: bytes | IO[bytes],
     key: SigningKey,
     *,
-    level: str = "B-B",
+    level: Level = Level.B_B,
     timestamper: TimeStamper | None = None,
     signing_time: dt.datetime | None = None,
 ) -> bytes:
@@ -539,21 +540,21 @@ async def async_verify_cms(
     digest_algorithm, weak = _check_algorithms(signer_info)
     digest, content_sha256 = _digest(content, digest_algorithm)
     report = SignatureReport(
-        format="CAdES", identifier="signer-1", indication=Indication.TOTAL_PASSED
+        format=SignatureFormat.CADES,
+        identifier="signer-1",
+        indication=Indication.TOTAL_PASSED,
+        signed_objects=(f"{name} (detached, SHA-256 {content_sha256})",),
+        coverage=Coverage.ENTIRE_FILE,  # the message digest is over every byte of the file
+        claimed_signing_time=extract_self_reported_ts(signer_info),
     )
-    report.signed_objects.append(f"{name} (detached, SHA-256 {content_sha256})")
-    report.coverage = "ENTIRE_FILE"  # the message digest is over every byte of the file
-    document = Report(
+    report, sub = await _verify_signer(signed_data, signer_info, digest, weak, policy, report)
+    return Report(
         document=name,
         document_sha256=content_sha256,
-        format="CMS",
+        format=DocumentFormat.CMS,
         validation_time=policy.moment,
-        signatures=[report],
+        signatures=(finish(report, sub),),
     )
-    report.claimed_signing_time = extract_self_reported_ts(signer_info)
-    sub = await _verify_signer(signed_data, signer_info, digest, weak, policy, report)
-    finish(report, sub)
-    return document
 
 
 async def _verify_signer(
@@ -563,43 +564,42 @@ async def _verify_signer(
     weak: str | None,
     policy: ValidationPolicy,
     report: SignatureReport,
-) -> SubIndication | None:
+) -> tuple[SignatureReport, SubIndication | None]:
+    """``report`` with what the signer's checks found, and the sub-indication they imply."""
     try:
         signer = extract_certs_for_validation(signed_data)
     except SignatureValidationError as exc:
-        report.details.append(str(exc.failure_message))
-        return SubIndication.NO_SIGNING_CERTIFICATE_FOUND
+        return report.noted(str(exc.failure_message)), SubIndication.NO_SIGNING_CERTIFICATE_FOUND
     certificate = from_asn1(signer.signer_cert)
-    report.signer = CertificateInfo.of(certificate)
+    report = dataclasses.replace(report, signer=CertificateInfo.of(certificate))
     try:
         intact, valid = validate_sig_integrity(signer_info, signer.signer_cert, "data", digest)
     except SignatureValidationError as exc:
-        report.details.append(str(exc.failure_message))
         name = str(getattr(exc.ades_subindication, "name", "FORMAT_FAILURE"))
-        return SubIndication.__members__.get(name, SubIndication.FORMAT_FAILURE)
+        sub = SubIndication.__members__.get(name, SubIndication.FORMAT_FAILURE)
+        return report.noted(str(exc.failure_message)), sub
     if not intact:
-        report.details.append("the file was changed after it was signed (message digest differs)")
-        return SubIndication.HASH_FAILURE
+        changed = "the file was changed after it was signed (message digest differs)"
+        return report.noted(changed), SubIndication.HASH_FAILURE
     if not valid:
-        report.details.append("the signature value does not verify with the signer's key")
-        return SubIndication.SIG_CRYPTO_FAILURE
+        wrong = "the signature value does not verify with the signer's key"
+        return report.noted(wrong), SubIndication.SIG_CRYPTO_FAILURE
     strength = weak or key_strength_problem(certificate)
     if strength:
-        report.details.append(strength)
-        return SubIndication.CRYPTO_CONSTRAINTS_FAILURE
+        return report.noted(strength), SubIndication.CRYPTO_CONSTRAINTS_FAILURE
     attributes = signer_info["signed_attrs"]
     if isinstance(attributes, core.Void) or get_signing_cert_attr(attributes) is None:
-        report.details.append("plain CMS, not CAdES: no signing-certificate-v2 attribute")
+        report = report.noted("plain CMS, not CAdES: no signing-certificate-v2 attribute")
     else:
-        report.level = "B-B"
+        report = dataclasses.replace(report, level=Level.B_B)
     proof = None
     for token in extract_tst_data_iter(signer_info, signed=False):
         stamp = await check_timestamp(token, message_imprint_checker(signer_info), policy)
-        report.details.append(stamp.detail if stamp.usable else f"{stamp.detail}: ignored")
+        report = report.noted(stamp.detail if stamp.usable else f"{stamp.detail}: ignored")
         if stamp.usable and stamp.time is not None:
-            report.timestamp_time = proof = stamp.time
-            if report.level:
-                report.level = "B-T"
+            proof = stamp.time
+            level = Level.B_T if report.level else None
+            report = dataclasses.replace(report, timestamp_time=proof, level=level)
             break
     intermediates = [
         from_asn1(c) for c in signer.other_certs if isinstance(c, asn1_x509.Certificate)
@@ -611,12 +611,15 @@ async def _verify_signer(
         claimed_time=report.claimed_signing_time,
         proof_of_existence=proof,
     )
-    report.chain = [CertificateInfo.of(c) for c in check.chain]
-    report.revocation = check.revocation
+    report = dataclasses.replace(
+        report,
+        chain=tuple(CertificateInfo.of(c) for c in check.chain),
+        revocation=tuple(check.revocation),
+    )
     if check.detail:
         # A problem goes first ("most important first"); a note after the others.
-        report.details.insert(0 if check.sub_indication else len(report.details), check.detail)
-    return check.sub_indication
+        report = report.noted(check.detail, first=check.sub_indication is not None)
+    return report, check.sub_indication
 
 
 def verify_cms(

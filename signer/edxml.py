@@ -541,10 +541,19 @@ def parse_package(data: bytes | Any) -> Package:
     Validates it against the schema first. Attachment bytes are decoded but not compared
     with the manifest here: that is :func:`check_attachments`.
 
-    For a signed package, pass the signed content from the verification report, never the
-    bytes as received.
+    For a signed package, use :func:`signer.xml_signing.verify_package`, which reads the
+    package from what the signature covers, never from the bytes as received.
     """
-    root = _require_kind(_tree(data), DocumentKind.PACKAGE)
+    return read_package(_require_kind(_tree(data), DocumentKind.PACKAGE))
+
+
+def read_package(tree: Any) -> Package:
+    """The package in a tree :func:`validate` has found to be a valid package.
+
+    Nothing is parsed or validated again: the caller vouches for the validation
+    (:func:`parse_package` validates first).
+    """
+    root = tree.getroot() if hasattr(tree, "getroot") else tree
     m = root.find(f"{q('edXMLEnvelope')}/{q('edXMLHeader')}/{q('MessageHeader')}")
     trace = root.find(f"{q('edXMLEnvelope')}/{q('edXMLHeader')}/{q('TraceHeaderList')}")
     business = trace.find(q("Bussiness")) if trace is not None else None
@@ -646,7 +655,13 @@ def check_attachments(tree: Any) -> list[AttachmentMismatch]:
 
 def parse_status(data: bytes | Any) -> StatusMessage:
     """Read a status message (validated against ``schemas/status.xsd`` first)."""
-    root = _require_kind(_tree(data), DocumentKind.STATUS)
+    return read_status(_require_kind(_tree(data), DocumentKind.STATUS))
+
+
+def read_status(tree: Any) -> StatusMessage:
+    """The status message in a tree :func:`validate` has found to be a valid one (nothing is
+    parsed or validated again; :func:`parse_status` validates first)."""
+    root = tree.getroot() if hasattr(tree, "getroot") else tree
     return StatusMessage(
         response_for=_response_for(root.find(q("ResponseFor"))),
         sender=_organization(root.find(q("From"))),

@@ -27,3 +27,7 @@ class SigningFailed(SignerError):
 
 class HostileXml(InvalidDocument):
     """XML with DTDs, entities, XInclude, excessive depth or size: refused before parsing."""
+
+
+class NoSignature(InvalidDocument):
+    """A document that should carry a signature carries none (an XML without ds:Signature)."""

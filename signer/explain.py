@@ -5,6 +5,8 @@ Decree 23/2025 asks verification software to speak Vietnamese; auditors abroad r
 
 from __future__ import annotations
 
+import dataclasses
+
 from .report import Indication, SignatureReport, SubIndication
 from .stamp_style import vietnam_time
 
@@ -101,6 +103,6 @@ def explain(report: SignatureReport) -> tuple[str, str]:
 
 
 def with_explanation(report: SignatureReport) -> SignatureReport:
-    """Fill ``explanation_vi`` and ``explanation_en`` in place and return the report."""
-    report.explanation_vi, report.explanation_en = explain(report)
-    return report
+    """``report`` with its ``explanation_vi`` and ``explanation_en``."""
+    vi, en = explain(report)
+    return dataclasses.replace(report, explanation_vi=vi, explanation_en=en)

@@ -8,6 +8,7 @@ a per-revision account of what changed after each signature.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from pathlib import Path
@@ -53,19 +54,21 @@ from .policy import SELF_SIGNED_UNTRUSTED, ValidationPolicy, self_signed_untrust
 from .report import (
     CertificateInfo,
     Change,
+    Coverage,
+    DocumentFormat,
     Indication,
     Report,
     RevocationEvidence,
+    SignatureFormat,
     SignatureReport,
     SubIndication,
-    indication_for,
 )
 
 _COVERAGE = {
-    SignatureCoverageLevel.ENTIRE_FILE: "ENTIRE_FILE",
-    SignatureCoverageLevel.ENTIRE_REVISION: "ENTIRE_REVISION",
-    SignatureCoverageLevel.CONTIGUOUS_BLOCK_FROM_START: "PARTIAL",
-    SignatureCoverageLevel.UNCLEAR: "UNCLEAR",
+    SignatureCoverageLevel.ENTIRE_FILE: Coverage.ENTIRE_FILE,
+    SignatureCoverageLevel.ENTIRE_REVISION: Coverage.ENTIRE_REVISION,
+    SignatureCoverageLevel.CONTIGUOUS_BLOCK_FROM_START: Coverage.PARTIAL,
+    SignatureCoverageLevel.UNCLEAR: Coverage.UNCLEAR,
 }
 
 _CHANGE_TEXT = {
@@ -163,29 +166,29 @@ def _verify_stream(stream: BinaryIO, policy: ValidationPolicy, name: str) -> Rep
         signatures, timestamps, unreadable = _collect(reader)
     except _MALFORMED as exc:
         raise InvalidDocument(f"{name} is not a readable PDF: {unreadable_reason(exc)}") from None
-    report = Report(name, digest, "PDF", policy.moment)
-    report.signatures.extend(unreadable)
+    problems: list[str] = []
     if not (signatures or unreadable):
-        report.problems.append("the document has no signatures")
+        problems.append("the document has no signatures")
     trailing = _unsigned_tail(reader, stream, size)
+    tail_problem = (
+        f"{trailing} bytes after the last revision belong to no revision and no signature"
+    )
     if trailing:
-        report.problems.append(
-            f"{trailing} bytes after the last revision belong to no revision and no signature"
-        )
+        problems.append(tail_problem)
     evidence = _Evidence(reader)
     if evidence.problem:
-        report.problems.append(evidence.problem)
-    lta_times = _document_timestamp_times(timestamps, policy, evidence, report)
+        problems.append(evidence.problem)
+    lta_times = _document_timestamp_times(timestamps, policy, evidence, problems)
+    results = list(unreadable)
     for signature in signatures:
         result = _verify_one(reader, signature, policy, evidence, lta_times)
         if trailing and result.passed:
             # Viewers may still parse appended objects: the file is not what was signed.
-            result.sub_indication = SubIndication.FORMAT_FAILURE
-            result.indication = indication_for(result.sub_indication)
-            result.details.append(report.problems[-1])
-            with_explanation(result)
-        report.signatures.append(result)
-    return report
+            result = with_explanation(
+                result.noted(tail_problem).finished(SubIndication.FORMAT_FAILURE)
+            )
+        results.append(result)
+    return Report(name, digest, DocumentFormat.PDF, policy.moment, tuple(results), tuple(problems))
 
 
 _PDF_WHITESPACE = b" \t\r\n\x00\x0c"
@@ -223,9 +226,12 @@ def _collect(
             kind = embedded.sig_object_type
         except _MALFORMED as exc:
             failed = SignatureReport(
-                "PAdES", str(fq_name), Indication.TOTAL_FAILED, SubIndication.FORMAT_FAILURE
+                SignatureFormat.PADES,
+                str(fq_name),
+                Indication.TOTAL_FAILED,
+                SubIndication.FORMAT_FAILURE,
+                details=(f"the signature cannot be parsed: {unreadable_reason(exc)}",),
             )
-            failed.details.append(f"the signature cannot be parsed: {unreadable_reason(exc)}")
             unreadable.append(with_explanation(failed))
             continue
         (timestamps if kind == "/DocTimeStamp" else signatures).append(embedded)
@@ -248,9 +254,9 @@ def _document_timestamp_times(
     timestamps: list[EmbeddedPdfSignature],
     policy: ValidationPolicy,
     evidence: _Evidence,
-    report: Report,
+    problems: list[str],
 ) -> list[dt.datetime]:
-    """Times of the valid document timestamps (B-LTA); invalid ones are document problems."""
+    """Times of the valid document timestamps (B-LTA); invalid ones go to ``problems``."""
     times = []
     for timestamp in timestamps:
         try:
@@ -260,14 +266,12 @@ def _document_timestamp_times(
                 )
             )
         except _MALFORMED as exc:
-            report.problems.append(
-                f"document timestamp {timestamp.field_name}: {unreadable_reason(exc)}"
-            )
+            problems.append(f"document timestamp {timestamp.field_name}: {unreadable_reason(exc)}")
             continue
         if status.intact and status.valid and status.coverage is not SignatureCoverageLevel.UNCLEAR:
             times.append(status.timestamp)
         else:
-            report.problems.append(f"document timestamp {timestamp.field_name} is not valid")
+            problems.append(f"document timestamp {timestamp.field_name} is not valid")
     return times
 
 
@@ -278,13 +282,15 @@ def _verify_one(
     evidence: _Evidence,
     lta_times: list[dt.datetime],
 ) -> SignatureReport:
-    result = SignatureReport("PAdES", str(signature.field_name), Indication.INDETERMINATE)
+    result = SignatureReport(
+        SignatureFormat.PADES, str(signature.field_name), Indication.INDETERMINATE
+    )
     signer: x509.Certificate | None = None
     try:
         signer = from_asn1(signature.signer_cert)
-        result.signer = CertificateInfo.of(signer)
+        result = dataclasses.replace(result, signer=CertificateInfo.of(signer))
     except _MALFORMED:
-        result.signer = None
+        pass  # no signer to name: the verdict says why
     try:
         checks = policy.checks
         cache_key = _verdict_key(signature, signer, policy, evidence)
@@ -303,16 +309,13 @@ def _verify_one(
             )
         )
         # Reads the certificates and answers validation used; asn1crypto parses them lazily.
-        _fill_from_status(result, status, signature, evidence, context, lta_times, kept)
+        result = _from_status(result, status, evidence, context, lta_times, kept)
         if kept is None and checks is not None and cache_key is not None:
             _keep_verdict(checks, cache_key, result, status)
     except _MALFORMED as exc:
-        result.sub_indication = SubIndication.FORMAT_FAILURE
-        result.indication = indication_for(result.sub_indication)
-        result.details.append(f"the signature could not be processed: {unreadable_reason(exc)}")
-        return with_explanation(result)
-    result.changes = _changes(reader, signature)
-    return with_explanation(result)
+        why = f"the signature could not be processed: {unreadable_reason(exc)}"
+        return with_explanation(result.noted(why).finished(SubIndication.FORMAT_FAILURE))
+    return with_explanation(dataclasses.replace(result, changes=tuple(_changes(reader, signature))))
 
 
 def _verdict_key(
@@ -345,51 +348,60 @@ def _keep_verdict(
     checks.keep(key, CertificateCheck(None, None, chain, list(result.revocation)))
 
 
-def _fill_from_status(
+def _from_status(
     result: SignatureReport,
     status: PdfSignatureStatus,
-    signature: EmbeddedPdfSignature,
     evidence: _Evidence,
     context: ValidationContext,
     lta_times: list[dt.datetime],
     kept: CertificateCheck | None = None,
-) -> None:
+) -> SignatureReport:
     """The report of one signature from pyHanko's status; with ``kept``, the signer's chain
     and revocation status come from a kept passing verdict (pyHanko then trusted the
     signer's certificate directly and checked the rest)."""
-    result.claimed_signing_time = status.signer_reported_dt
     ts = status.timestamp_validity
     ts_ok = ts is not None and ts.intact and ts.valid and ts.trusted
-    if ts is not None:
-        result.timestamp_time = ts.timestamp
-        if not ts_ok:
-            result.details.append("the signature timestamp is not valid or not trusted")
-    result.coverage = _COVERAGE.get(status.coverage, "UNCLEAR") if status.coverage else None
+    if ts is not None and not ts_ok:
+        result = result.noted("the signature timestamp is not valid or not trusted")
     if kept is not None:
-        result.chain = [CertificateInfo.of(cert) for cert in kept.chain]
-        result.revocation = kept.revocation
+        chain = tuple(CertificateInfo.of(cert) for cert in kept.chain)
+        revocation = tuple(kept.revocation)
     else:
-        if status.validation_path is not None:
-            path = reversed(list(status.validation_path))
-            result.chain = [CertificateInfo.of(from_asn1(cert)) for cert in path]
-        result.revocation = _revocation(evidence, context, status)
-    result.level = _level(ts_ok, evidence, result, lta_times)
-    result.sub_indication = _sub_indication(status, result, context)
-    result.indication = indication_for(result.sub_indication)
+        path = reversed(list(status.validation_path or ()))
+        chain = tuple(CertificateInfo.of(from_asn1(cert)) for cert in path)
+        revocation = tuple(_revocation(evidence, context, status))
+    result = dataclasses.replace(
+        result,
+        claimed_signing_time=status.signer_reported_dt,
+        timestamp_time=ts.timestamp if ts is not None else None,
+        coverage=_COVERAGE.get(status.coverage, Coverage.UNCLEAR) if status.coverage else None,
+        chain=chain,
+        revocation=revocation,
+    )
+    result = dataclasses.replace(result, level=_level(ts_ok, evidence, result, lta_times))
+    sub, details = _sub_indication(status, result, context)
+    return result.noted(*details).finished(sub)
+
+
+Verdict = tuple[SubIndication | None, tuple[str, ...]]
+"""A sub-indication (None: passed) and the findings behind it."""
 
 
 def _sub_indication(
     status: PdfSignatureStatus, result: SignatureReport, context: ValidationContext
-) -> SubIndication | None:
+) -> Verdict:
     if not status.intact:
-        result.details.append("the signed bytes do not match the digest in the signature")
-        return SubIndication.HASH_FAILURE
+        return SubIndication.HASH_FAILURE, (
+            "the signed bytes do not match the digest in the signature",
+        )
     if not status.valid:
-        result.details.append("the signature value does not verify with the signer's key")
-        return SubIndication.SIG_CRYPTO_FAILURE
+        return SubIndication.SIG_CRYPTO_FAILURE, (
+            "the signature value does not verify with the signer's key",
+        )
     if status.coverage is None or status.coverage < SignatureCoverageLevel.ENTIRE_REVISION:
-        result.details.append("the /ByteRange does not cover a whole revision of the file")
-        return SubIndication.FORMAT_FAILURE
+        return SubIndication.FORMAT_FAILURE, (
+            "the /ByteRange does not cover a whole revision of the file",
+        )
     modification = status.diff_result
     # Annotations are refused too: an overlay annotation is how shadow attacks hide and
     # replace signed content without touching the signed revision.
@@ -398,49 +410,49 @@ def _sub_indication(
         ModificationLevel.OTHER,
         None,
     ):
-        result.details.append("a later revision changed the document in a way not allowed")
-        return SubIndication.FORMAT_FAILURE
+        return SubIndication.FORMAT_FAILURE, (
+            "a later revision changed the document in a way not allowed",
+        )
     if status.docmdp_ok is False:
-        result.details.append("a later revision breaks the certification (DocMDP) permissions")
-        return SubIndication.FORMAT_FAILURE
+        return SubIndication.FORMAT_FAILURE, (
+            "a later revision breaks the certification (DocMDP) permissions",
+        )
     return _trust_sub_indication(status, result, context)
 
 
 def _trust_sub_indication(
     status: PdfSignatureStatus, result: SignatureReport, context: ValidationContext
-) -> SubIndication | None:
+) -> Verdict:
     if status.revoked and status.revocation_details is not None:
         revoked_at = status.revocation_details.revocation_date
-        result.details.append(f"the signer's certificate was revoked on {revoked_at.isoformat()}")
+        revoked = f"the signer's certificate was revoked on {revoked_at.isoformat()}"
         if result.timestamp_time is not None and result.timestamp_time < revoked_at:
             # A timestamp proves the signature existed before the revocation (ETSI 5.6.2.4).
-            result.details.append("a timestamp proves the signature was made before revocation")
-            return None
+            return None, (revoked, "a timestamp proves the signature was made before revocation")
         claimed = result.claimed_signing_time
         if claimed is None or revoked_at <= claimed:
-            return SubIndication.REVOKED
-        return SubIndication.REVOKED_NO_POE
+            return SubIndication.REVOKED, (revoked,)
+        return SubIndication.REVOKED_NO_POE, (revoked,)
     if status.trusted:
-        return None
+        return None, ()
     signer = result.signer
     if signer is not None and not signer.not_before <= context.moment <= signer.not_after:
         # pyHanko calls this a general chain failure; ETSI names it (EN 319 102-1, 5.2.6).
-        result.details.append(
+        return SubIndication.OUT_OF_BOUNDS_NO_POE, (
             f"at the validation time {context.moment.isoformat()} the signer's certificate "
             f"is not valid ({signer.not_before.isoformat()} to {signer.not_after.isoformat()})"
-            " and no valid timestamp proves the signature existed within that period"
+            " and no valid timestamp proves the signature existed within that period",
         )
-        return SubIndication.OUT_OF_BOUNDS_NO_POE
     if self_signed_untrusted(status.signing_cert, context):
-        result.details.append(SELF_SIGNED_UNTRUSTED)
-        return SubIndication.NO_CERTIFICATE_CHAIN_FOUND
+        return SubIndication.NO_CERTIFICATE_CHAIN_FOUND, (SELF_SIGNED_UNTRUSTED,)
     name = str(getattr(status.trust_problem_indic, "name", ""))
     if name == SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE and _lacks_revinfo(status, context):
-        result.details.append("no OCSP or CRL answer was available for the certificate chain")
-        return SubIndication.TRY_LATER
+        return SubIndication.TRY_LATER, (
+            "no OCSP or CRL answer was available for the certificate chain",
+        )
     if name in SubIndication.__members__:
-        return SubIndication[name]
-    return SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE
+        return SubIndication[name], ()
+    return SubIndication.CERTIFICATE_CHAIN_GENERAL_FAILURE, ()
 
 
 def _lacks_revinfo(status: PdfSignatureStatus, context: ValidationContext) -> bool:
@@ -457,15 +469,15 @@ def _lacks_revinfo(status: PdfSignatureStatus, context: ValidationContext) -> bo
 
 def _level(
     ts_ok: bool, evidence: _Evidence, result: SignatureReport, lta_times: list[dt.datetime]
-) -> str:
+) -> Level:
     if not ts_ok:
-        return Level.B_B.value
+        return Level.B_B
     if not (evidence.ocsps or evidence.crls):
-        return Level.B_T.value
+        return Level.B_T
     signed_at = result.timestamp_time or result.claimed_signing_time
     if signed_at and any(t >= signed_at for t in lta_times):
-        return Level.B_LTA.value
-    return Level.B_LT.value
+        return Level.B_LTA
+    return Level.B_LT
 
 
 def _revocation(

@@ -9,13 +9,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
+
+from .levels import Level
 
 REPORT_VERSION = 1
 
@@ -136,24 +138,50 @@ class Change:
     description: str
 
 
-@dataclass
-class SignatureReport:
-    """The verdict on one signature."""
+class SignatureFormat(StrEnum):
+    """The AdES family of one signature."""
 
-    format: str  # "PAdES", "XAdES", "CAdES"
+    PADES = "PAdES"
+    XADES = "XAdES"
+    CADES = "CAdES"
+
+
+class DocumentFormat(StrEnum):
+    """What kind of file a report is about."""
+
+    PDF = "PDF"
+    XML = "XML"
+    CMS = "CMS"
+
+
+class Coverage(StrEnum):
+    """What part of the file a signature covers."""
+
+    ENTIRE_FILE = "ENTIRE_FILE"
+    ENTIRE_REVISION = "ENTIRE_REVISION"  # a PDF revision that later ones extend
+    PARTIAL = "PARTIAL"
+    UNCLEAR = "UNCLEAR"
+
+
+@dataclass(frozen=True)
+class SignatureReport:
+    """The verdict on one signature (immutable: verifiers build it with
+    :func:`dataclasses.replace` and :meth:`noted`, then :meth:`finished`)."""
+
+    format: SignatureFormat
     identifier: str  # PDF field name, XML signature Id, or CMS signer index
     indication: Indication
     sub_indication: SubIndication | None = None
-    level: str | None = None  # "B-B", "B-T", "B-LT", "B-LTA"
+    level: Level | None = None
     signer: CertificateInfo | None = None
-    chain: list[CertificateInfo] = field(default_factory=list)
+    chain: tuple[CertificateInfo, ...] = ()
     claimed_signing_time: dt.datetime | None = None
     timestamp_time: dt.datetime | None = None
-    revocation: list[RevocationEvidence] = field(default_factory=list)
-    coverage: str | None = None  # "ENTIRE_FILE", "ENTIRE_REVISION", "PARTIAL"
-    changes: list[Change] = field(default_factory=list)
-    signed_objects: list[str] = field(default_factory=list)  # what the signature covers
-    details: list[str] = field(default_factory=list)  # findings, most important first
+    revocation: tuple[RevocationEvidence, ...] = ()
+    coverage: Coverage | None = None
+    changes: tuple[Change, ...] = ()
+    signed_objects: tuple[str, ...] = ()  # what the signature covers
+    details: tuple[str, ...] = ()  # findings, most important first
     explanation_vi: str = ""
     explanation_en: str = ""
 
@@ -161,18 +189,27 @@ class SignatureReport:
     def passed(self) -> bool:
         return self.indication is Indication.TOTAL_PASSED
 
+    def noted(self, *details: str, first: bool = False) -> SignatureReport:
+        """This report with ``details`` after its own (before them with ``first``)."""
+        ordered = (*details, *self.details) if first else (*self.details, *details)
+        return dataclasses.replace(self, details=ordered)
 
-@dataclass
+    def finished(self, sub: SubIndication | None) -> SignatureReport:
+        """This report with ``sub`` and the indication it implies (explanations are the
+        business of :func:`signer.explain.with_explanation`)."""
+        return dataclasses.replace(self, sub_indication=sub, indication=indication_for(sub))
+
+
+@dataclass(frozen=True)
 class Report:
     """The verdict on one document: one :class:`SignatureReport` per signature."""
 
     document: str
     document_sha256: str
-    format: str  # "PDF", "XML", "CMS"
+    format: DocumentFormat
     validation_time: dt.datetime
-    signatures: list[SignatureReport] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # document-level findings
-    signed_content: bytes | None = field(default=None, repr=False)  # XML: what was signed
+    signatures: tuple[SignatureReport, ...] = ()
+    problems: tuple[str, ...] = ()  # document-level findings
 
     @property
     def passed(self) -> bool:
@@ -182,7 +219,6 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """The JSON form documented by ``schemas/report.schema.json``."""
         data = _plain(dataclasses.asdict(self))
-        data.pop("signed_content", None)
         data["version"] = REPORT_VERSION
         data["passed"] = self.passed
         return data
@@ -197,6 +233,4 @@ def _plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, StrEnum):
         return value.value
-    if isinstance(value, bytes):
-        return None
     return value

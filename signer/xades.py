@@ -12,7 +12,7 @@ What Kyso signs (:func:`sign_xml`) is also the only shape it accepts (:func:`ver
   and ``SigningCertificateV2``; B-T adds a ``SignatureTimeStamp`` over ``ds:SignatureValue``.
 
 Defences against signature wrapping: only what the references really cover is returned
-(``Report.signed_content``), never the document as received; partial signatures (``#Id``:
+(:class:`XmlVerification`), never the document as received; partial signatures (``#Id``:
 unsigned parts could sit next to signed ones), duplicate ``Id`` values, extra or missing
 references, external or XPointer URIs, SignedProperties that are not this signature's own,
 and comments inside signed text (C14N does not cover them, yet they change how the text
@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -63,14 +65,17 @@ from .cades import (
     key_strength_problem,
     parse_certificate,
 )
-from .errors import InvalidDocument, SigningFailed, UnsupportedFormat
-from .levels import check_basic_level
+from .errors import InvalidDocument, NoSignature, SigningFailed, UnsupportedFormat
+from .levels import Level, check_basic_level
 from .policy import ValidationPolicy
 from .report import (
     FAILED_SUBINDICATIONS,
     CertificateInfo,
+    Coverage,
+    DocumentFormat,
     Indication,
     Report,
+    SignatureFormat,
     SignatureReport,
     SubIndication,
 )
@@ -312,19 +317,17 @@ def _remove_keeping_tail(element: Any) -> None:
     parent.remove(element)
 
 
-def _document_without(tree: Any, signature: Any, c14n: _C14n) -> bytes:
-    """What ``URI=""`` with the enveloped-signature transform covers: the whole document
-    without ``signature``, canonicalized (comments excluded, as for every same-document URI).
-
-    The signature is taken out of the received tree for the canonicalization and put back
-    exactly where it was (with the text around it), so the tree is left as received.
-    """
+@contextlib.contextmanager
+def _signature_removed(signature: Any) -> Iterator[None]:
+    """The document without ``signature`` for the duration of the block: the signature is
+    taken out of the received tree and put back exactly where it was (with the text around
+    it), so the tree is left as received."""
     parent, previous = signature.getparent(), signature.getprevious()
     position, tail = parent.index(signature), signature.tail
     text_before = previous.tail if previous is not None else parent.text
     _remove_keeping_tail(signature)
     try:
-        return c14n.apply(tree)
+        yield
     finally:
         if previous is not None:
             previous.tail = text_before
@@ -332,6 +335,13 @@ def _document_without(tree: Any, signature: Any, c14n: _C14n) -> bytes:
             parent.text = text_before
         parent.insert(position, signature)
         signature.tail = tail
+
+
+def _document_without(tree: Any, signature: Any, c14n: _C14n) -> bytes:
+    """What ``URI=""`` with the enveloped-signature transform covers: the whole document
+    without ``signature``, canonicalized (comments excluded, as for every same-document URI)."""
+    with _signature_removed(signature):
+        return c14n.apply(tree)
 
 
 def _is_inside(element: Any, ancestor: Any) -> bool:
@@ -641,7 +651,7 @@ def _describe(tree: Any, reference: _Reference, name: str) -> str:
 def _find_signature(tree: Any, name: str) -> Any:
     signatures = list(tree.getroot().iter(ds("Signature")))
     if not signatures:
-        raise InvalidDocument(f"{name} holds no XML signature (ds:Signature)")
+        raise NoSignature(f"{name} holds no XML signature (ds:Signature)")
     if len(signatures) > 1:
         raise UnsupportedFormat(
             f"{name} holds {len(signatures)} XML signatures; Kyso verifies documents with one"
@@ -649,67 +659,105 @@ def _find_signature(tree: Any, name: str) -> Any:
     return signatures[0]
 
 
-async def async_verify_xml(
-    data: bytes, policy: ValidationPolicy, name: str = "document.xml", *, profile: XmlProfile
-) -> Report:
-    """Verify the XAdES signature of ``data``; see :func:`verify_xml`."""
-    tree = safexml.parse(data)
+@dataclass(frozen=True)
+class XmlVerification:
+    """What :func:`verify` found, and what it verified (as signxml's ``VerifyResult``).
+
+    ``signed_content`` and ``signed_tree`` are set only when the digests and the signature
+    value verify (and the profile's content check passes); applications must read the
+    document from them, never from the bytes as received. ``signed_content`` is the canonical
+    form the digest covers; ``signed_tree`` is the parsed document without its signature,
+    which is exactly what those bytes say: the profile admits only whole-document signatures
+    (``URI=""`` with the enveloped transform) and a comment inside signed content fails the
+    signature, so nothing in the tree is unsigned. Reading it costs no second parse.
+    """
+
+    report: Report
+    signed_content: bytes | None = field(default=None, repr=False)
+    signed_tree: Any | None = field(default=None, repr=False)
+
+
+def _received(document: bytes | Any) -> tuple[Any, str]:
+    """The parsed document and the SHA-256 of its bytes (a tree is hashed as serialized)."""
+    if isinstance(document, bytes):
+        return safexml.parse(document), hashlib.sha256(document).hexdigest()
+    data = etree.tostring(document, xml_declaration=True, encoding="UTF-8")
+    return document, hashlib.sha256(data).hexdigest()
+
+
+async def async_verify(
+    document: bytes | Any,
+    policy: ValidationPolicy,
+    name: str = "document.xml",
+    *,
+    profile: XmlProfile,
+) -> XmlVerification:
+    """Verify the XAdES signature of ``document``; see :func:`verify`."""
+    tree, sha256 = _received(document)
     content_check = profile.admit(tree)
     signature = _find_signature(tree, name)
     report = SignatureReport(
-        format="XAdES",
+        format=SignatureFormat.XADES,
         identifier=signature.get("Id") or "signature-1",
         indication=Indication.TOTAL_PASSED,
-    )
-    document = Report(
-        document=name,
-        document_sha256=hashlib.sha256(data).hexdigest(),
-        format="XML",
-        validation_time=policy.moment,
-        signatures=[report],
     )
     findings = _Findings()
     try:
         parts = _read_parts(tree, signature)
         content, certificate = _check_integrity(tree, parts, findings, policy.extra_certs)
     except _Malformed as exc:
-        report.details.append(str(exc))
-        finish(report, SubIndication.FORMAT_FAILURE)
-        return document
-    report.signed_objects = [
-        _describe(tree, parts.content, "signed data"),
-        _describe(tree, parts.properties, "signed properties"),
-    ]
-    report.coverage = "ENTIRE_FILE"  # the profile admits only URI="": all but the signature
-    report.claimed_signing_time = parts.signing_time
-    if certificate is not None:
-        report.signer = CertificateInfo.of(certificate)
-    if parts.signing_time and parts.signing_certificate:
-        report.level = "B-B"
+        failed = finish(report.noted(str(exc)), SubIndication.FORMAT_FAILURE)
+        return XmlVerification(_verdict(name, sha256, policy, failed))
+    report = dataclasses.replace(
+        report,
+        signed_objects=(
+            _describe(tree, parts.content, "signed data"),
+            _describe(tree, parts.properties, "signed properties"),
+        ),
+        coverage=Coverage.ENTIRE_FILE,  # the profile admits only URI="": all but the signature
+        claimed_signing_time=parts.signing_time,
+        signer=CertificateInfo.of(certificate) if certificate is not None else None,
+        level=Level.B_B if parts.signing_time and parts.signing_certificate else None,
+    )
     if content_check is not None:
-        _check_content(tree, content, findings, content_check)
-    if findings.sub is None:
-        # The only bytes an application may read: exactly what the digest covered.
-        document.signed_content = content
-        await _check_time_and_trust(parts, certificate, policy, report, findings)
-    report.details = findings.details() + report.details  # problems first, then notes
-    finish(report, findings.sub)
-    return document
+        _check_content(tree, signature, findings, content_check)
+    signed = findings.sub is None
+    if signed:
+        report = await _check_time_and_trust(parts, certificate, policy, report, findings)
+    # Problems first, then notes.
+    report = finish(report.noted(*findings.details(), first=True), findings.sub)
+    verdict = _verdict(name, sha256, policy, report)
+    if not signed:
+        return XmlVerification(verdict)
+    # What the digest covered, and nothing else: the document without its signature.
+    _remove_keeping_tail(signature)
+    return XmlVerification(verdict, signed_content=content, signed_tree=tree)
+
+
+def _verdict(name: str, sha256: str, policy: ValidationPolicy, report: SignatureReport) -> Report:
+    return Report(name, sha256, DocumentFormat.XML, policy.moment, (report,))
+
+
+async def async_verify_xml(
+    data: bytes, policy: ValidationPolicy, name: str = "document.xml", *, profile: XmlProfile
+) -> Report:
+    """The verdict on the XAdES signature of ``data``; see :func:`verify`."""
+    verification = await async_verify(data, policy, name, profile=profile)
+    return verification.report
 
 
 def _check_content(
-    tree: Any, content: bytes, findings: _Findings, content_check: ContentCheck
+    tree: Any, signature: Any, findings: _Findings, content_check: ContentCheck
 ) -> None:
     """Run the profile's check of the content; each problem is a HASH_FAILURE.
 
-    With an intact signature the check reads the signed content (a manifest is then the signed
-    one); with a broken one, the document as received still tells what no longer matches.
+    With an intact signature the check reads the signed content, the document without its
+    signature (a manifest is then the signed one); with a broken one, the document as
+    received still tells what no longer matches.
     """
-    intact = findings.sub is None
-    # C14N output can be a little longer than its input (<a/> becomes <a></a>).
-    limits = safexml.XmlLimits(max_bytes=2 * safexml.MAX_XML_BYTES)
-    source = safexml.parse(content, limits) if intact else tree
-    for problem in content_check(source):
+    with _signature_removed(signature) if findings.sub is None else contextlib.nullcontext():
+        problems = content_check(tree)
+    for problem in problems:
         findings.add(SubIndication.HASH_FAILURE, problem)
 
 
@@ -724,17 +772,17 @@ async def _check_time_and_trust(
     policy: ValidationPolicy,
     report: SignatureReport,
     findings: _Findings,
-) -> None:
+) -> SignatureReport:
+    """``report`` with its timestamp, chain and revocation; trust problems go to ``findings``."""
     assert certificate is not None
     value = parts.signature_value
+    notes: list[str] = []
     proof = None
     for c14n, token in parts.timestamps:
         stamp = await check_timestamp(token, _imprint(c14n.apply(value)), policy)
-        report.details.append(stamp.detail if stamp.usable else f"{stamp.detail}: ignored")
+        notes.append(stamp.detail if stamp.usable else f"{stamp.detail}: ignored")
         if stamp.usable and stamp.time is not None:
-            report.timestamp_time = proof = stamp.time
-            if report.level:
-                report.level = "B-T"
+            proof = stamp.time
             break
     check = await check_signer_certificate(
         certificate,
@@ -743,32 +791,49 @@ async def _check_time_and_trust(
         claimed_time=parts.signing_time,
         proof_of_existence=proof,
     )
-    report.chain = [CertificateInfo.of(c) for c in check.chain]
-    report.revocation = check.revocation
     if check.sub_indication is not None:
         findings.add(check.sub_indication, check.detail or check.sub_indication.value)
     elif check.detail:
-        report.details.append(check.detail)
+        notes.append(check.detail)
+    return dataclasses.replace(
+        report.noted(*notes),
+        timestamp_time=proof if proof is not None else report.timestamp_time,
+        level=Level.B_T if report.level and proof is not None else report.level,
+        chain=tuple(CertificateInfo.of(c) for c in check.chain),
+        revocation=tuple(check.revocation),
+    )
+
+
+def verify(
+    document: bytes | Any,
+    policy: ValidationPolicy,
+    name: str = "document.xml",
+    *,
+    profile: XmlProfile,
+) -> XmlVerification:
+    """Verify the one XAdES signature of an XML document of ``profile``'s family.
+
+    ``document`` is bytes, parsed by :mod:`signer.safexml` (hostile XML raises
+    :class:`HostileXml`), or a tree :func:`safexml.parse` returned (the caller's own parse,
+    which the verification consumes: its signature is removed when it verifies). It is
+    admitted by ``profile`` (which may raise :class:`InvalidDocument`); a document without a
+    signature raises :class:`NoSignature`, one with an algorithm Kyso does not accept
+    :class:`UnsupportedFormat` (exit code 2 in the CLI). Everything else is a verdict: an
+    :class:`XmlVerification` whose report (format ``"XML"``) has one ``"XAdES"`` signature.
+
+    Its ``signed_content`` and ``signed_tree`` are what the signature really covers, and only
+    when the digests and the signature value verify: applications must read the document
+    from there, never from the bytes as received. The profile's content check names what
+    differs from the digests the document lists (a package's changed attachment).
+    """
+    return run_sync(async_verify(document, policy, name, profile=profile))
 
 
 def verify_xml(
     data: bytes, policy: ValidationPolicy, name: str = "document.xml", *, profile: XmlProfile
 ) -> Report:
-    """Verify the one XAdES signature of an XML document of ``profile``'s family.
-
-    ``data`` is parsed by :mod:`signer.safexml` (hostile XML raises :class:`HostileXml`),
-    then admitted by ``profile`` (which may raise :class:`InvalidDocument`), and a document
-    without a signature, or with an algorithm Kyso does not accept, raises too (exit code 2
-    in the CLI). Everything else is a verdict: a :class:`Report` (format ``"XML"``) with one
-    ``"XAdES"`` signature report.
-
-    ``Report.signed_content`` holds the canonical bytes the signature really covers (the
-    document without its signature for ``URI=""``), and only when the digests and the
-    signature value verify: applications must read the document from there, never from
-    the bytes as received. The profile's content check names what differs from the digests
-    the document lists (a package's changed attachment).
-    """
-    return run_sync(async_verify_xml(data, policy, name, profile=profile))
+    """The verdict on the one XAdES signature of ``data``; see :func:`verify`."""
+    return verify(data, policy, name, profile=profile).report
 
 
 # --- Signing -------------------------------------------------------------------------------
@@ -872,7 +937,7 @@ async def async_sign_xml(
     data: bytes,
     key: SigningKey,
     *,
-    level: str = "B-B",
+    level: Level = Level.B_B,
     timestamper: TimeStamper | None = None,
     signing_time: dt.datetime | None = None,
     profile: XmlProfile,
@@ -919,7 +984,7 @@ async def async_sign_xml(
             "other bytes, or its key does not belong to the certificate)"
         )
     value.text = _b64text(raw)
-    if level == "B-T":
+    if level == Level.B_T:
         assert timestamper is not None
         imprint = hashlib.sha256(EXCLUSIVE.apply(value)).digest()
         try:
@@ -940,7 +1005,7 @@ def sign_xml(
     data: bytes,
     key: SigningKey,
     *,
-    level: str = "B-B",
+    level: Level = Level.B_B,
     timestamper: TimeStamper | None = None,
     signing_time: dt.datetime | None = None,
     profile: XmlProfile,
@@ -949,7 +1014,7 @@ def sign_xml(
 
     ``data`` is parsed by :mod:`signer.safexml` and must be admitted by ``profile``, which
     also says where the signature goes. Comments inside the root element are removed first
-    (C14N does not sign them). ``level`` is ``"B-B"`` or ``"B-T"``; B-T asks ``timestamper`` for
+    (C14N does not sign them). ``level`` is B-B or B-T; B-T asks ``timestamper`` for
     a SignatureTimeStamp. The signature value is verified with the certificate's public key
     before anything is returned: a token that signed other bytes, or holds another key than
     its certificate names, raises :class:`SigningFailed`.
@@ -970,8 +1035,11 @@ __all__ = [
     "PLAIN_XML",
     "ContentCheck",
     "XmlProfile",
+    "XmlVerification",
     "async_sign_xml",
+    "async_verify",
     "async_verify_xml",
     "sign_xml",
+    "verify",
     "verify_xml",
 ]

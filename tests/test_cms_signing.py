@@ -16,6 +16,7 @@ from pyhanko.sign.timestamps import HTTPTimeStamper
 
 from signer import cades
 from signer.errors import InvalidDocument, SigningFailed, UnsupportedFormat
+from signer.levels import Level
 from signer.report import Indication, SubIndication
 
 from .conftest import KysoEnv, Server
@@ -27,7 +28,7 @@ ATTACHMENT = "Phụ lục I: Danh mục dự án chuyển đổi số năm 2027\
 def sign(env: KysoEnv, content: bytes, name: str = SEAL, level: str = "B-B") -> bytes:
     timestamper = HTTPTimeStamper(f"{env.url}/pki/tsa") if level == "B-T" else None
     with demo_key(env, name) as key:
-        return cades.sign_cms(io.BytesIO(content), key, level=level, timestamper=timestamper)
+        return cades.sign_cms(io.BytesIO(content), key, level=Level(level), timestamper=timestamper)
 
 
 @cache
@@ -67,7 +68,8 @@ def test_openssl_and_kyso_accept_kyso_cades(server: Server, tmp_path: Path, leve
     assert result.claimed_signing_time is not None
     assert [c.common_name for c in result.chain[1:]] == ["Kyso Issuing CA", "Kyso Root CA"]
     assert {e.kind for e in result.revocation} >= {"OCSP"}
-    assert report.signed_content is None  # the content is the file itself
+    # The content is the file itself: a CMS verdict hands out nothing else to read.
+    assert not hasattr(report, "signed_content")
 
 
 def test_cades_signed_attributes(kyso_env: KysoEnv) -> None:
@@ -182,12 +184,12 @@ def test_bad_input_is_an_error_not_a_verdict(kyso_env: KysoEnv, tmp_path: Path) 
 def test_signing_errors(kyso_env: KysoEnv) -> None:
     with demo_key(kyso_env) as key:
         with pytest.raises(SigningFailed, match="needs a timestamp authority"):
-            cades.sign_cms(b"x", key, level="B-T")
+            cades.sign_cms(b"x", key, level=Level.B_T)
         with pytest.raises(UnsupportedFormat, match="unsupported CAdES level"):
-            cades.sign_cms(b"x", key, level="B-LTA")
+            cades.sign_cms(b"x", key, level=Level.B_LTA)
         dead = HTTPTimeStamper("http://127.0.0.1:9/pki/tsa", timeout=2)
         with pytest.raises(SigningFailed, match="timestamp authority did not answer"):
-            cades.sign_cms(b"x", key, level="B-T", timestamper=dead)
+            cades.sign_cms(b"x", key, level=Level.B_T, timestamper=dead)
 
 
 # --- The command line --------------------------------------------------------------------------

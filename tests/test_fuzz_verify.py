@@ -40,6 +40,8 @@ from signer.policy import ValidationPolicy
 from signer.report import Indication, Report, SubIndication
 from signer.revcache import RevocationCache
 from signer.verify import verify
+from signer.xades import XmlVerification
+from signer.xml_signing import verify_document
 
 from .conftest import Server
 from .fuzztools import DER_TOKENS, PDF_TOKENS, XML_TOKENS, fuzz_settings, mutations
@@ -82,9 +84,9 @@ def samples(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Samples
     sign_with(env, streams, objstm, "seal-000.00.00.H41", Level.B_LT)
     timestamper = HTTPTimeStamper(f"{env.url}/pki/tsa")
     with demo_key(env, SEAL) as key:
-        xml = xml_signing.sign_xml(PLAIN_XML, key, level="B-T", timestamper=timestamper)
+        xml = xml_signing.sign_xml(PLAIN_XML, key, level=Level.B_T, timestamper=timestamper)
         package = xml_signing.sign_xml(edxml.build_package(sample_package()), key)
-        signature = cades.sign_cms(ATTACHMENT, key, level="B-T", timestamper=timestamper)
+        signature = cades.sign_cms(ATTACHMENT, key, level=Level.B_T, timestamper=timestamper)
     roots = tuple(load_certificates(env.root))
     found = Samples(
         lta.read_bytes(),
@@ -127,12 +129,17 @@ def check_pdf(original: bytes, mutated: bytes, outcome: Report | SignerError) ->
             assert mutated[c : c + d] == original[c : c + d], "passed with changed signed bytes"
 
 
-def check_xml(original: Report, outcome: Report | SignerError) -> None:
+def check_xml(original: XmlVerification, outcome: XmlVerification | SignerError) -> None:
     if isinstance(outcome, SignerError):
         return
-    if outcome.passed:
+    if outcome.report.passed:
         # What the signature covers, canonicalized: the document minus its signature.
         assert outcome.signed_content == original.signed_content
+        # The signed tree says exactly that, and holds nothing else.
+        c14n = etree.tostring(
+            outcome.signed_tree, method="c14n", exclusive=True, with_comments=False
+        )
+        assert c14n == original.signed_content
 
 
 def signed_part(signature: bytes) -> tuple[bytes, bytes]:
@@ -148,17 +155,19 @@ def check_cms(original: bytes, mutated: bytes, content: bytes, outcome: Report |
         assert signed_part(mutated) == signed_part(original)
 
 
-def outcome_of(function, *args) -> Report | SignerError:  # type: ignore[no-untyped-def]
-    """The report, or the input error; any other exception propagates (a bug)."""
+def outcome_of(function, *args):  # type: ignore[no-untyped-def]
+    """The report (or XML verification), or the input error; any other exception propagates
+    (a bug)."""
     try:
-        report = function(*args)
+        outcome = function(*args)
     except SignerError as exc:
         event(type(exc).__name__)
         return exc
+    report = outcome.report if isinstance(outcome, XmlVerification) else outcome
     assert isinstance(report, Report)
     event("passed" if report.passed else "not passed")
     assert report.to_dict()["version"] == 1  # the report serializes (what the API returns)
-    return report
+    return outcome
 
 
 # --- Fuzzing -------------------------------------------------------------------------------
@@ -192,15 +201,17 @@ def test_fuzz_verify_pdf_object_streams(samples: Samples, scratch: Path, data: s
 
 
 @pytest.fixture(scope="module")
-def xml_baseline(samples: Samples) -> Report:
-    return xml_signing.verify_xml(samples.xml, samples.online)
+def xml_baseline(samples: Samples) -> XmlVerification:
+    return xml_signing.verify_document(samples.xml, samples.online)
 
 
 @given(data=st.data())
 @fuzz_settings(500)
-def test_fuzz_verify_xml_bytes(samples: Samples, xml_baseline: Report, data: st.DataObject):
+def test_fuzz_verify_xml_bytes(
+    samples: Samples, xml_baseline: XmlVerification, data: st.DataObject
+):
     mutated = data.draw(mutations(samples.xml, XML_TOKENS))
-    check_xml(xml_baseline, outcome_of(xml_signing.verify_xml, mutated, samples.online, "fuzz.xml"))
+    check_xml(xml_baseline, outcome_of(verify_document, mutated, samples.online, "fuzz.xml"))
 
 
 XML_VALUES = (
@@ -240,23 +251,23 @@ def tree_mutations(draw, original: bytes) -> bytes:  # type: ignore[no-untyped-d
 
 @given(data=st.data())
 @fuzz_settings(400)
-def test_fuzz_verify_xml_tree(samples: Samples, xml_baseline: Report, data: st.DataObject):
+def test_fuzz_verify_xml_tree(samples: Samples, xml_baseline: XmlVerification, data: st.DataObject):
     try:
         mutated = data.draw(tree_mutations(samples.xml))
     except ValueError:  # lxml refused the edit (an element into its own subtree)
         return
-    check_xml(xml_baseline, outcome_of(xml_signing.verify_xml, mutated, samples.online, "fuzz.xml"))
+    check_xml(xml_baseline, outcome_of(verify_document, mutated, samples.online, "fuzz.xml"))
 
 
 @given(data=st.data())
 @fuzz_settings(150)
 def test_fuzz_verify_edxml_package(samples: Samples, data: st.DataObject) -> None:
-    baseline = xml_signing.verify_xml(samples.package, samples.online)
+    baseline = xml_signing.verify_document(samples.package, samples.online)
     try:
         mutated = data.draw(tree_mutations(samples.package))
     except ValueError:
         return
-    check_xml(baseline, outcome_of(xml_signing.verify_xml, mutated, samples.online, "package.xml"))
+    check_xml(baseline, outcome_of(verify_document, mutated, samples.online, "package.xml"))
 
 
 @given(data=st.data())
@@ -293,7 +304,8 @@ def test_fuzz_the_one_entry_point(samples: Samples, scratch: Path, data: st.Data
         check_cms(original, mutated, ATTACHMENT, outcome)
     elif isinstance(outcome, Report) and outcome.passed:
         assert outcome.format == "XML"
-        assert outcome.signed_content == xml_signing.verify_xml(original, policy).signed_content
+        signed = xml_signing.verify_document(mutated, policy).signed_content
+        assert signed == xml_signing.verify_document(original, policy).signed_content
 
 
 # --- Regressions: inputs that crashed verification before ----------------------------------

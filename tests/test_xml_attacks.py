@@ -49,18 +49,18 @@ def signed_package(kyso_env: KysoEnv) -> bytes:
 
 def verdict(env: KysoEnv, data: bytes):
     with bounded("XML verification"):  # the time and memory bounds of every attack
-        report = xml_signing.verify_xml(data, policy(env, offline=True))
-    [signature] = report.signatures
-    return report, signature
+        verification = xml_signing.verify_document(data, policy(env, offline=True))
+    [signature] = verification.report.signatures
+    return verification, signature
 
 
 def assert_failed(env: KysoEnv, data: bytes, sub: SubIndication, words: str) -> None:
-    report, signature = verdict(env, data)
+    verification, signature = verdict(env, data)
     assert signature.indication is Indication.TOTAL_FAILED, signature.details
     assert signature.sub_indication is sub, signature.details
     assert any(words in d for d in signature.details), signature.details
-    assert report.signed_content is None
-    assert not report.passed
+    assert verification.signed_content is None and verification.signed_tree is None
+    assert not verification.report.passed
 
 
 def tree_of(data: bytes):
@@ -281,10 +281,10 @@ def test_swapped_certificate_is_not_the_signing_certificate(
     first = tree.getroot().find(f".//{DS}X509Certificate")
     other = x509_der(kyso_env.cert("seal-000.00.21.H41"))
     first.text = base64.b64encode(other).decode()
-    report, signature = verdict(kyso_env, serialize(tree))
+    verification, signature = verdict(kyso_env, serialize(tree))
     assert signature.sub_indication is SubIndication.NO_SIGNING_CERTIFICATE_FOUND
-    assert signature.indication is Indication.INDETERMINATE and not report.passed
-    assert report.signed_content is None
+    assert signature.indication is Indication.INDETERMINATE and not verification.report.passed
+    assert verification.signed_content is None and verification.signed_tree is None
 
 
 def x509_der(path: Path) -> bytes:
@@ -432,8 +432,8 @@ def test_references_and_schema_locations_are_never_fetched(
     external = signed.replace(b'URI="#SignedProperties-', f'URI="{url}/props#x'.encode())
     assert external != signed
     assert_failed(kyso_env, external, SubIndication.FORMAT_FAILURE, "never dereferenced")
-    report, _ = verdict(kyso_env, signed)
-    assert report.signed_content is not None
+    verification, _ = verdict(kyso_env, signed)
+    assert verification.signed_content is not None
     assert attempts(listener) == 0
 
 

@@ -18,9 +18,11 @@ from pyhanko.sign.timestamps import HTTPTimeStamper
 from certs.keystore import SigningKey, open_key
 from certs.truststore import load_certificates
 from signer import edxml, safexml, xml_signing
-from signer.errors import InvalidDocument, SigningFailed, UnsupportedFormat
+from signer.errors import InvalidDocument, NoSignature, SigningFailed, UnsupportedFormat
+from signer.levels import Level
 from signer.policy import ValidationPolicy
 from signer.report import Indication, Report, SubIndication
+from signer.xades import XmlVerification
 
 from .conftest import PASSPHRASE, KysoEnv, Server, xmlsec1_verify
 
@@ -90,7 +92,7 @@ def demo_key(env: KysoEnv, name: str = SEAL) -> SigningKey:
 def sign(env: KysoEnv, data: bytes, name: str = SEAL, level: str = "B-B") -> bytes:
     timestamper = HTTPTimeStamper(f"{env.url}/pki/tsa") if level == "B-T" else None
     with demo_key(env, name) as key:
-        return xml_signing.sign_xml(data, key, level=level, timestamper=timestamper)
+        return xml_signing.sign_xml(data, key, level=Level(level), timestamper=timestamper)
 
 
 def policy(env: KysoEnv, offline: bool = False, **kwargs) -> ValidationPolicy:
@@ -99,6 +101,10 @@ def policy(env: KysoEnv, offline: bool = False, **kwargs) -> ValidationPolicy:
 
 def verify(env: KysoEnv, data: bytes, offline: bool = False, **kwargs) -> Report:
     return xml_signing.verify_xml(data, policy(env, offline, **kwargs), "package.xml")
+
+
+def verify_document(env: KysoEnv, data: bytes, offline: bool = False) -> XmlVerification:
+    return xml_signing.verify_document(data, policy(env, offline), "package.xml")
 
 
 # --- Interop and verdicts ----------------------------------------------------------------------
@@ -182,18 +188,51 @@ def test_signature_has_the_xades_baseline_structure(kyso_env: KysoEnv) -> None:
 
 def test_signed_content_is_the_package_without_its_signature(kyso_env: KysoEnv) -> None:
     unsigned = edxml.build_package(sample_package())
-    report = verify(kyso_env, sign(kyso_env, unsigned), offline=True)
+    verification = verify_document(kyso_env, sign(kyso_env, unsigned), offline=True)
     # Offline, the certificate cannot be checked, but the content is known to be intact.
-    [signature] = report.signatures
+    [signature] = verification.report.signatures
     assert signature.sub_indication is SubIndication.TRY_LATER, signature.details
-    assert report.signed_content is not None
+    assert verification.signed_content is not None
     canonical = etree.tostring(
         safexml.parse(unsigned), method="c14n", exclusive=True, with_comments=False
     )
-    assert report.signed_content == canonical
-    assert b"Signature" not in report.signed_content
-    assert edxml.parse_package(report.signed_content) == sample_package()
+    assert verification.signed_content == canonical
+    assert b"Signature" not in verification.signed_content
+    assert edxml.parse_package(verification.signed_content) == sample_package()
     assert signature.signed_objects[0].startswith("signed data: the whole document")
+    # The signed tree is what those bytes say, without a second parse.
+    tree = verification.signed_tree
+    assert next(tree.getroot().iter(f"{DS}Signature"), None) is None
+    assert etree.tostring(tree, method="c14n", exclusive=True, with_comments=False) == canonical
+
+
+def test_verify_package_reads_the_package_from_the_signed_tree(kyso_env: KysoEnv) -> None:
+    signed = sign(kyso_env, edxml.build_package(sample_package()))
+    verified = xml_signing.verify_package(signed, policy(kyso_env, True))
+    assert verified.package == sample_package()
+    [signature] = verified.report.signatures
+    assert signature.sub_indication is SubIndication.TRY_LATER, signature.details
+    # A tree the caller parsed is verified as it is.
+    again = xml_signing.verify_package(safexml.parse(signed), policy(kyso_env, True))
+    assert again.package == sample_package()
+    assert again.report.document_sha256 == verified.report.document_sha256
+
+
+def test_verify_package_refuses_other_documents_and_reads_nothing_broken(
+    kyso_env: KysoEnv,
+) -> None:
+    status = sign(kyso_env, edxml.build_status(sample_status()))
+    with pytest.raises(InvalidDocument, match="not an edXML package"):
+        xml_signing.verify_package(status, policy(kyso_env, True))
+    with pytest.raises(InvalidDocument, match="not a status message"):
+        xml_signing.verify_status(sign(kyso_env, b"<a>b</a>"), policy(kyso_env, True))
+    with pytest.raises(NoSignature, match="no XML signature"):
+        xml_signing.verify_package(edxml.build_package(sample_package()), policy(kyso_env, True))
+    signed = sign(kyso_env, edxml.build_package(sample_package()))
+    tampered = signed.replace(b"Subject>", b"Subject> ", 1)
+    broken = xml_signing.verify_package(tampered, policy(kyso_env, True))
+    assert broken.package is None
+    assert broken.report.signatures[0].sub_indication is SubIndication.HASH_FAILURE
 
 
 def test_status_message_signed_and_verified(server: Server, tmp_path: Path) -> None:
@@ -205,9 +244,11 @@ def test_status_message_signed_and_verified(server: Server, tmp_path: Path) -> N
     path = tmp_path / "status.xml"
     path.write_bytes(signed)
     assert xmlsec1_verify(env, path).returncode == 0
-    report = verify(env, signed)
-    assert report.passed, report.signatures[0].details
-    assert edxml.parse_status(report.signed_content) == status
+    verification = verify_document(env, signed)
+    assert verification.report.passed, verification.report.signatures[0].details
+    assert edxml.parse_status(verification.signed_content) == status
+    verified = xml_signing.verify_status(signed, policy(env))
+    assert verified.report.passed and verified.status == status
 
 
 def test_a_refusal_needs_a_reason() -> None:
@@ -284,14 +325,16 @@ def test_one_changed_byte_of_an_attachment_names_it(kyso_env: KysoEnv) -> None:
     changed[100] ^= 0x01
     tampered = signed.replace(original, base64.b64encode(bytes(changed)))
     assert tampered != signed
-    report = verify(kyso_env, tampered, offline=True)
-    [signature] = report.signatures
+    verification = verify_document(kyso_env, tampered, offline=True)
+    [signature] = verification.report.signatures
     assert signature.indication is Indication.TOTAL_FAILED
     assert signature.sub_indication is SubIndication.HASH_FAILURE
     named = [d for d in signature.details if "QD-15.pdf" in d]
     assert named and "cid:qd-15" in named[0], signature.details
     assert not any("Phu-luc.txt" in d for d in signature.details)
-    assert report.signed_content is None  # nothing may be read from a broken package
+    # Nothing may be read from a broken package.
+    assert verification.signed_content is None and verification.signed_tree is None
+    assert xml_signing.verify_package(tampered, policy(kyso_env, True)).package is None
 
 
 def test_a_package_whose_manifest_lies_fails_even_when_signed() -> None:
@@ -340,7 +383,7 @@ def test_signing_refuses_bad_input(kyso_env: KysoEnv) -> None:
         with pytest.raises(UnsupportedFormat, match="already signed"):
             xml_signing.sign_xml(signed, key)
         with pytest.raises(SigningFailed, match="needs a timestamp authority"):
-            xml_signing.sign_xml(b"<a/>", key, level="B-T")
+            xml_signing.sign_xml(b"<a/>", key, level=Level.B_T)
 
 
 def test_a_key_that_is_not_its_certificates_key_refuses_to_sign(kyso_env: KysoEnv) -> None:
@@ -354,7 +397,7 @@ def test_a_key_that_is_not_its_certificates_key_refuses_to_sign(kyso_env: KysoEn
 def test_tsa_down_is_a_clear_signing_error(kyso_env: KysoEnv) -> None:
     dead = HTTPTimeStamper("http://127.0.0.1:9/pki/tsa", timeout=2)
     with demo_key(kyso_env) as key, pytest.raises(SigningFailed, match="timestamp authority"):
-        xml_signing.sign_xml(b"<a>b</a>", key, level="B-T", timestamper=dead)
+        xml_signing.sign_xml(b"<a>b</a>", key, level=Level.B_T, timestamper=dead)
 
 
 def test_any_xml_document_can_be_signed(server: Server, tmp_path: Path) -> None:
@@ -364,9 +407,11 @@ def test_any_xml_document_can_be_signed(server: Server, tmp_path: Path) -> None:
     path = tmp_path / "any.xml"
     path.write_bytes(signed)
     assert xmlsec1_verify(env, path).returncode == 0
-    report = verify(env, signed)
-    assert report.passed
-    assert report.signed_content == (b'<BienBan xmlns="urn:kyso:test"><Noi>Vinh</Noi></BienBan>')
+    verification = verify_document(env, signed)
+    assert verification.report.passed
+    assert verification.signed_content == (
+        b'<BienBan xmlns="urn:kyso:test"><Noi>Vinh</Noi></BienBan>'
+    )
 
 
 # --- The command line --------------------------------------------------------------------------
