@@ -26,6 +26,7 @@ import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -59,7 +60,7 @@ from .message_store import AttachmentRecord, MessageRecord, MessageStore, NewMes
 from .receipts import ReceiptSigner
 from .routing import RoutingRules
 from .trust import Trust
-from .wire import reassemble, reassemble_tree
+from .wire import reassemble_tree
 
 REVOKED_SUBINDICATIONS = frozenset(
     {SubIndication.REVOKED, SubIndication.REVOKED_NO_POE, SubIndication.REVOKED_CA_NO_POE}
@@ -82,15 +83,6 @@ class Accepted:
     @property
     def receipt_xml(self) -> bytes:
         return self.message.receipt_xml
-
-
-@dataclass(frozen=True)
-class Verified:
-    """A signed document that passed verification, with its signer's agency."""
-
-    report: Report
-    content: bytes
-    signer_serial: str
 
 
 class Relay:
@@ -126,17 +118,6 @@ class Relay:
         self.clock = clock
 
     # -- verification shared by packages and statuses --
-
-    def _verify(self, document: bytes, name: str, agency: str) -> Verified:
-        """A signed document (a status) that passed verification, and its signed bytes."""
-        try:
-            verification = xml_signing.verify_document(document, self.trust.policy(), name)
-        except SignerError as exc:
-            raise self._refusal(name, exc) from None
-        signed = verification.signed_content
-        serial = self._signer_serial(verification.report, signed is not None, name, agency)
-        assert signed is not None  # a passed verdict without signed content was refused
-        return Verified(verification.report, signed, serial)
 
     def _verify_package(self, document: bytes | Any, agency: str) -> tuple[edxml.Package, str]:
         """The package the signature covers, parsed and validated once (``document``: the
@@ -383,10 +364,19 @@ class Relay:
 
     # -- what the status lifecycle shares with the intake --
 
-    def verify(self, document: bytes, name: str, agency: str) -> Verified:
-        """Verify ``document``, signed by ``agency``, as a package is verified (the checks,
-        in order, of the module doc); raise the same refusals."""
-        return self._verify(document, name, agency)
+    def verify_status(self, document: bytes, agency: str) -> edxml.StatusMessage:
+        """The status ``document`` carries, signed by ``agency``: verified as a package is (the
+        checks, in order, of the module doc), parsed and validated once; raise the same
+        refusals."""
+        name = "the status"
+        try:
+            verification = xml_signing.verify_status(document, self.trust.policy(), name)
+        except SignerError as exc:
+            raise self._refusal(name, exc) from None
+        status = verification.status
+        self._signer_serial(verification.report, status is not None, name, agency)
+        assert status is not None  # a passed verdict without a status was refused
+        return status
 
     def reject(
         self, principal: Principal, what: str, sha256: str, size: int, exc: ExchangeError
@@ -398,6 +388,5 @@ class Relay:
 __all__ = [
     "Accepted",
     "Relay",
-    "Verified",
     "new_message_id",
 ]

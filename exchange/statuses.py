@@ -1,6 +1,6 @@
 """The status lifecycle: a party's signed status about a message, checked and carried on.
 
-A status is verified like a package (:meth:`exchange.relay.Relay.verify`: signature,
+A status is verified like a package (:meth:`exchange.relay.Relay.verify_status`: signature,
 registered certificate of the sending agency), must answer this message, be dated between the
 message's arrival and now (within the clock skew), and be a step :mod:`exchange.lifecycle`
 allows from where the party stands. It is then stored, the recipient's state (or the
@@ -19,7 +19,6 @@ import sqlalchemy as sa
 
 from certs.clock import utcnow
 from signer import edxml
-from signer.errors import SignerError
 
 from . import audit as events
 from . import lifecycle, mailbox_store
@@ -82,11 +81,7 @@ class Statuses:
                 raise PackageTooLarge("the status message is too large")
             if self.store.status_by_sha(sha256) is not None:
                 raise DuplicateStatus("this very status message was already received (a replay)")
-            verified = self.intake.verify(xml, "the status", agency)
-            try:
-                status = edxml.parse_status(verified.content)
-            except SignerError as exc:
-                raise InvalidPackage(f"the status: {exc}") from None
+            status = self.intake.verify_status(xml, agency)
             self._check(status, message, agency)
             return self._store(message, part, agency, status, xml, sha256)
         except ExchangeError as exc:
