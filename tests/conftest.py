@@ -1,4 +1,13 @@
-"""Shared fixtures: a demo PKI made by the real CLI and a real server on loopback."""
+"""Shared fixtures, by layer of the test pyramid.
+
+- ``kyso_env``: a demo PKI built in this process by the functions `kyso pki init` calls, with
+  its CRL, OCSP and TSA answered in process (:attr:`KysoEnv.pki_services`): signer, CMS, XML
+  and stamp tests need no subprocess.
+- ``app_demo``: the Flask app of :func:`kyso.app.create_app` on that PKI, reached through the
+  Flask test client with ``requests`` (:class:`WsgiAdapter`): the HTTP-level tests.
+- ``server`` / ``demo``: `kyso serve` as a subprocess on loopback, for the system tests
+  (``@pytest.mark.system``: crash, load, browser, bombs, CLI), which every test using them is.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +18,18 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
 
 from certs import patches
+
+if TYPE_CHECKING:
+    from certs.services import PkiServices
+    from kyso.config import Settings
 
 # As every entry point does: the library patches, before any test reads a document.
 patches.install()
@@ -59,6 +74,46 @@ class KysoEnv:
             raise AssertionError(f"kyso {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
 
+    @property
+    def settings(self) -> Settings:
+        """The settings a `kyso` subprocess of :attr:`env` would load (SQLite in the data dir)."""
+        from kyso.config import Settings
+
+        return Settings.load(
+            data=str(self.data), db=f"sqlite:///{self.data / 'kyso.sqlite'}", pki=str(self.pki)
+        )
+
+    @cached_property
+    def pki_services(self) -> PkiServices:
+        """The PKI's CRLs, OCSP responder and TSA, open in this process (what `kyso serve`
+        answers under /pki): tests sign and verify against them without HTTP."""
+        from certs.services import PkiServices
+        from kyso.services import Root
+
+        return PkiServices.load(Root(self.settings, PASSPHRASE.encode).pki, PASSPHRASE.encode())
+
+    def issue_person(self, agency: str, name: str, title: str = "") -> str:
+        """What `kyso pki issue person` does, in process: the new certificate's serial (hex)."""
+        from certs.agencies import person_name, person_subject
+        from certs.profiles import Profile
+        from certs.store import serial_hex
+        from directory import Officer
+        from directory.store import AgencyStore
+
+        pki = self.pki_services.pki
+        officer = Officer(name, title, agency)
+        subject = person_subject(officer, AgencyStore(pki.store.engine).get(agency))
+        issued = pki.issue(Profile.PERSON, subject, PASSPHRASE.encode(), name=person_name(officer))
+        return serial_hex(issued.certificate.serial_number)
+
+    def revoke(self, serial: str, reason: str = "keyCompromise") -> None:
+        """What `kyso pki revoke` does to the PKI, in process (a new CRL published)."""
+        from certs.pki import parse_reason
+        from certs.store import parse_serial
+
+        pki = self.pki_services.pki
+        pki.revoke(parse_serial(serial), parse_reason(reason), PASSPHRASE.encode())
+
     def cert(self, name: str) -> Path:
         return self.pki / "certs" / f"{name}.pem"
 
@@ -71,11 +126,26 @@ class KysoEnv:
         return self.pki / "ca" / "issuing.pem"
 
 
+def init_pki(env: KysoEnv) -> None:
+    """What `kyso pki init --base-url <env.url>` does (the demo directory loaded, the demo PKI
+    created), called in this process: the CLI command itself is tested in test_cli."""
+    from directory import load_directory
+    from kyso.demo.pki import create_demo_pki
+    from kyso.services import Root
+
+    root = Root(env.settings, PASSPHRASE.encode)
+    agencies = load_directory(None)
+    root.agencies.load(agencies)
+    create_demo_pki(env.pki, env.url, PASSPHRASE.encode(), root.certificates, agencies)
+    root.engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def kyso_env(tmp_path_factory: pytest.TempPathFactory) -> KysoEnv:
-    """A demo PKI created by `kyso pki init`, its URLs pointing at a port reserved for it."""
+    """A demo PKI built in process, its URLs pointing at a port reserved for it (with xdist,
+    each worker has its own, in its own temporary directory)."""
     env = KysoEnv(tmp_path_factory.mktemp("kyso"), free_port())
-    env.kyso("pki", "init", "--base-url", env.url)
+    init_pki(env)
     return env
 
 
@@ -180,3 +250,15 @@ def self_signed_certificate(directory: Path, common_name: str) -> Path:
         capture_output=True,
     )  # fmt: skip
     return certificate
+
+
+# Fixtures that start `kyso serve` (or stand for a test that does): whoever uses one is a
+# system test, whether or not its module says so.
+SYSTEM_FIXTURES = frozenset({"server", "demo"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``system`` every test that uses a subprocess server (see SYSTEM_FIXTURES)."""
+    for item in items:
+        if SYSTEM_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.system)

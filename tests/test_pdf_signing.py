@@ -24,6 +24,7 @@ def test_pdfsig_and_qpdf_accept_kyso_signatures(server: Server, tmp_path: Path, 
         signed,
         "person-nguyen-van-an",
         level,
+        over_http=True,
         reason="Ký ban hành",
         location="Nghệ An",
     )
@@ -34,7 +35,7 @@ def test_pdfsig_and_qpdf_accept_kyso_signatures(server: Server, tmp_path: Path, 
     assert "Signer Certificate Common Name: Nguyễn Văn An" in output
     assert "ETSI.CAdES.detached" in output
     assert qpdf_check(signed).returncode == 0
-    report = verify_with(env, signed)
+    report = verify_with(env, signed, over_http=True)
     [signature] = report.signatures
     assert signature.indication is Indication.TOTAL_PASSED, signature.details
     assert signature.level == level.value
@@ -47,9 +48,9 @@ def test_sequential_person_then_seal_both_valid(server: Server, tmp_path: Path) 
     env = server.env
     first = tmp_path / "person.pdf"
     both = tmp_path / "person+seal.pdf"
-    sign_with(env, sample(tmp_path), first, "person-nguyen-van-an", Level.B_T)
-    sign_with(env, first, both, "seal-000.00.00.H41", Level.B_T)
-    report = verify_with(env, both)
+    sign_with(env, sample(tmp_path), first, "person-nguyen-van-an", Level.B_T, over_http=True)
+    sign_with(env, first, both, "seal-000.00.00.H41", Level.B_T, over_http=True)
+    report = verify_with(env, both, over_http=True)
     assert [s.indication for s in report.signatures] == [Indication.TOTAL_PASSED] * 2
     person, seal = report.signatures
     assert person.signer.common_name == "Nguyễn Văn An"
@@ -63,30 +64,19 @@ def test_sequential_person_then_seal_both_valid(server: Server, tmp_path: Path) 
 def test_certification_signature_then_approval(server: Server, tmp_path: Path) -> None:
     env = server.env
     certified = tmp_path / "certified.pdf"
-    sign_with(env, sample(tmp_path), certified, "seal-000.00.00.H41", certify=True)
+    sign_with(env, sample(tmp_path), certified, "seal-000.00.00.H41", certify=True, over_http=True)
     approved = tmp_path / "approved.pdf"
-    sign_with(env, certified, approved, "person-nguyen-van-an")
-    report = verify_with(env, approved)
+    sign_with(env, certified, approved, "person-nguyen-van-an", over_http=True)
+    report = verify_with(env, approved, over_http=True)
     assert report.passed, [s.details for s in report.signatures]
     assert report.signatures[0].changes[0].allowed
     assert pdfsig(approved, nss_db(env, tmp_path / "nss")).count("Signature is Valid.") == 2
 
 
-def test_revoked_before_signing_is_total_failed_revoked(server: Server, tmp_path: Path) -> None:
-    env = server.env
-    issued = env.kyso(
-        "pki",
-        "issue",
-        "person",
-        "--agency",
-        "000.00.03.H41",
-        "--name",
-        "Bùi Văn Khánh",
-        "--title",
-        "Kế toán",
-    )
-    serial = issued.stdout.split()[1]
-    env.kyso("pki", "revoke", serial, "--reason", "keyCompromise")
+def test_revoked_before_signing_is_total_failed_revoked(kyso_env: KysoEnv, tmp_path: Path) -> None:
+    env = kyso_env
+    serial = env.issue_person("000.00.03.H41", "Bùi Văn Khánh", "Kế toán")
+    env.revoke(serial, "keyCompromise")
     signed = tmp_path / "by-revoked.pdf"
     sign_with(env, sample(tmp_path), signed, "person-bui-van-khanh")
     [signature] = verify_with(env, signed).signatures
@@ -199,15 +189,15 @@ def test_archived_document_whose_signer_is_revoked_later(server: Server, tmp_pat
 
 
 def test_signature_space_too_small_is_retried_and_remembered(
-    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kyso_env: KysoEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import signer.pdf as pdf_module
 
     monkeypatch.setattr(pdf_module, "CMS_OVERHEAD_BYTES", 10)
     monkeypatch.setattr(pdf_module, "_RESERVATIONS", {})
     signed = tmp_path / "retried.pdf"
-    sign_with(server.env, sample(tmp_path), signed, "seal-000.00.02.H41", Level.B_T)
-    assert verify_with(server.env, signed).passed
+    sign_with(kyso_env, sample(tmp_path), signed, "seal-000.00.02.H41", Level.B_T)
+    assert verify_with(kyso_env, signed).passed
     assert len(pdf_module._RESERVATIONS) == 1  # the size that worked is used next time
 
 
