@@ -92,7 +92,9 @@ class KysoEnv:
 
         return PkiServices.load(Root(self.settings, PASSPHRASE.encode).pki, PASSPHRASE.encode())
 
-    def issue_person(self, agency: str, name: str, title: str = "") -> str:
+    def issue_person(
+        self, agency: str, name: str, title: str = "", key_type: str = "rsa2048"
+    ) -> str:
         """What `kyso pki issue person` does, in process: the new certificate's serial (hex)."""
         from certs.agencies import person_name, person_subject
         from certs.profiles import Profile
@@ -103,7 +105,13 @@ class KysoEnv:
         pki = self.pki_services.pki
         officer = Officer(name, title, agency)
         subject = person_subject(officer, AgencyStore(pki.store.engine).get(agency))
-        issued = pki.issue(Profile.PERSON, subject, PASSPHRASE.encode(), name=person_name(officer))
+        issued = pki.issue(
+            Profile.PERSON,
+            subject,
+            PASSPHRASE.encode(),
+            name=person_name(officer),
+            key_type=key_type,
+        )
         return serial_hex(issued.certificate.serial_number)
 
     def revoke(self, serial: str, reason: str = "keyCompromise") -> None:
