@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
@@ -30,6 +30,7 @@ from certs import patches
 if TYPE_CHECKING:
     from certs.services import PkiServices
     from kyso.config import Settings
+    from kyso.services import Root
 
 # As every entry point does: the library patches, before any test reads a document.
 patches.install()
@@ -79,18 +80,21 @@ class KysoEnv:
         """The settings a `kyso` subprocess of :attr:`env` would load (SQLite in the data dir)."""
         from kyso.config import Settings
 
-        return Settings.load(
-            data=str(self.data), db=f"sqlite:///{self.data / 'kyso.sqlite'}", pki=str(self.pki)
-        )
+        return Settings.load(env=self.env)
+
+    @cached_property
+    def services(self) -> Root:
+        """Kyso's object graph on :attr:`settings` in this process (what a `kyso` command
+        builds): the in-process layers set up what they test through it."""
+        from kyso.services import Root
+
+        return Root(self.settings, PASSPHRASE.encode)
 
     @cached_property
     def pki_services(self) -> PkiServices:
         """The PKI's CRLs, OCSP responder and TSA, open in this process (what `kyso serve`
         answers under /pki): tests sign and verify against them without HTTP."""
-        from certs.services import PkiServices
-        from kyso.services import Root
-
-        return PkiServices.load(Root(self.settings, PASSPHRASE.encode).pki, PASSPHRASE.encode())
+        return self.services.pki_services
 
     def issue_person(
         self, agency: str, name: str, title: str = "", key_type: str = "rsa2048"
@@ -139,13 +143,10 @@ def init_pki(env: KysoEnv) -> None:
     created), called in this process: the CLI command itself is tested in test_cli."""
     from directory import load_directory
     from kyso.demo.pki import create_demo_pki
-    from kyso.services import Root
 
-    root = Root(env.settings, PASSPHRASE.encode)
     agencies = load_directory(None)
-    root.agencies.load(agencies)
-    create_demo_pki(env.pki, env.url, PASSPHRASE.encode(), root.certificates, agencies)
-    root.engine.dispose()
+    env.services.agencies.load(agencies)
+    create_demo_pki(env.pki, env.url, PASSPHRASE.encode(), env.services.certificates, agencies)
 
 
 @pytest.fixture(scope="session")
@@ -204,23 +205,46 @@ def server(kyso_env: KysoEnv) -> Iterator[Server]:
 
 @dataclass
 class Demo:
-    """The running server with the demo accounts (one password) and the province's API token."""
+    """A Kyso serving the demo accounts (one password) and the province's API token: a
+    `kyso serve` subprocess (``demo``) or the app in this process (``app_demo``). Tests reach
+    either at :attr:`url` through :attr:`http` or a new :meth:`session`."""
 
-    server: Server
+    env: KysoEnv
     password: str
     token: str
-
-    @property
-    def env(self) -> KysoEnv:
-        return self.server.env
+    app: Any = None  # the Flask app answering in process; None: the subprocess on loopback
+    process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return self.server.url
+        return self.env.url
 
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+    def session(self) -> requests.Session:
+        """A new ``requests`` session (its own cookies) to this Kyso."""
+        if self.app is None:
+            return requests.Session()
+        from .wsgitools import session_for
+
+        return session_for(self.app, self.url)
+
+    @cached_property
+    def http(self) -> requests.Session:
+        """One shared session for requests that keep no cookies (``demo.http.get(...)``)."""
+        return self.session()
+
+
+def demo_secrets(env: KysoEnv) -> tuple[str, str]:
+    """The demo accounts' password and the province's API token that `kyso demo accounts`
+    wrote."""
+    secrets_dir = env.data / "secrets"
+    return (
+        (secrets_dir / "demo-password").read_text().strip(),
+        (secrets_dir / "demo-api-token").read_text().strip(),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -228,12 +252,22 @@ def demo(server: Server) -> Demo:
     """`kyso demo accounts` run against the session's database while the server runs."""
     env = server.env
     env.kyso("demo", "accounts")
-    secrets_dir = env.data / "secrets"
-    return Demo(
-        server,
-        (secrets_dir / "demo-password").read_text().strip(),
-        (secrets_dir / "demo-api-token").read_text().strip(),
-    )
+    return Demo(env, *demo_secrets(env), process=server.process)
+
+
+@pytest.fixture(scope="session")
+def app_demo(kyso_env: KysoEnv) -> Demo:
+    """The app `kyso serve` would serve (:func:`kyso.app.create_app` on the session's PKI and
+    database), with the demo accounts, answering in this process: the HTTP-level tests."""
+    from kyso.app import create_app
+    from kyso.demo_accounts import create_demo_accounts
+    from kyso.services import Root
+
+    root = Root(kyso_env.settings, PASSPHRASE.encode)
+    create_demo_accounts(root.accounts, root.tokens, root.identities, kyso_env.settings.secrets_dir)
+    root.engine.dispose()
+    app = create_app(kyso_env.settings, PASSPHRASE.encode())
+    return Demo(kyso_env, *demo_secrets(kyso_env), app=app)
 
 
 def xmlsec1_verify(env: KysoEnv, path: Path) -> subprocess.CompletedProcess:
@@ -260,13 +294,10 @@ def self_signed_certificate(directory: Path, common_name: str) -> Path:
     return certificate
 
 
-# Fixtures that start `kyso serve` (or stand for a test that does): whoever uses one is a
-# system test, whether or not its module says so.
-SYSTEM_FIXTURES = frozenset({"server", "demo"})
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark ``system`` every test that uses a subprocess server (see SYSTEM_FIXTURES)."""
+    """Mark ``system`` every test that needs the `kyso serve` subprocess (``server``, directly
+    or through ``demo``), whether or not its module says so. A module whose HTTP tests run in
+    process overrides ``demo`` with one that returns ``app_demo``."""
     for item in items:
-        if SYSTEM_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if "server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.system)
