@@ -248,11 +248,18 @@ def demo_secrets(env: KysoEnv) -> tuple[str, str]:
 
 
 @pytest.fixture(scope="session")
-def demo(server: Server) -> Demo:
+def served_demo(server: Server) -> Demo:
     """`kyso demo accounts` run against the session's database while the server runs."""
     env = server.env
     env.kyso("demo", "accounts")
     return Demo(env, *demo_secrets(env), process=server.process)
+
+
+@pytest.fixture(scope="session")
+def demo(served_demo: Demo) -> Demo:
+    """The running `kyso serve` with the demo accounts (a module whose HTTP tests run in
+    process overrides this with ``app_demo``; its system tests then ask for ``served_demo``)."""
+    return served_demo
 
 
 @pytest.fixture(scope="session")
