@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import os
 import socket
 import subprocess
@@ -74,6 +75,21 @@ class KysoEnv:
         if check and result.returncode != 0:
             raise AssertionError(f"kyso {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result
+
+    def cli(self, *args: str, input: str | None = None) -> None:
+        """`kyso <args>` run in this process by click's test runner: the command's own code on
+        :attr:`env`'s settings, without the cost of a subprocess (for setting up a test; a test
+        of the command line itself runs :meth:`kyso`)."""
+        from click.testing import CliRunner
+
+        from kyso.cli import main
+
+        variables = {"KYSO_DATA": str(self.data), "KYSO_PASSPHRASE": PASSPHRASE, "KYSO_DB": None}
+        result = CliRunner().invoke(main, list(args), input=input, env=variables)
+        if result.exit_code != 0:
+            raise AssertionError(f"kyso {' '.join(args)} failed: {result.output}") from (
+                result.exception
+            )
 
     @property
     def settings(self) -> Settings:
@@ -233,8 +249,11 @@ class Demo:
 
     @cached_property
     def http(self) -> requests.Session:
-        """One shared session for requests that keep no cookies (``demo.http.get(...)``)."""
-        return self.session()
+        """For one-off requests (``demo.http.get(...)``, as ``requests.get``): a session that
+        keeps no cookie, so no request carries what an earlier one was given."""
+        session = self.session()
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        return session
 
 
 def demo_secrets(env: KysoEnv) -> tuple[str, str]:
