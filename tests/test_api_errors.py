@@ -54,7 +54,6 @@ def settings_of(env: KysoEnv, **changes) -> Settings:
     return Settings(**{**base.__dict__, **changes})
 
 
-@pytest.mark.system
 def test_401_without_or_with_a_bad_token(demo: Demo, pdf: bytes) -> None:
     files = {"file": ("qd.pdf", pdf)}
     body = assert_problem(
@@ -71,6 +70,7 @@ def test_401_without_or_with_a_bad_token(demo: Demo, pdf: bytes) -> None:
     )
 
 
+@pytest.mark.system
 def test_a_revoked_token_stops_at_once(demo: Demo) -> None:
     token_id, secret = create_token(demo.env, PROVINCE, "seal-000.00.00.H41", cli=True)
     headers = {"Authorization": f"Bearer {secret}"}
@@ -89,7 +89,6 @@ def test_403_another_agencys_key(demo: Demo, pdf: bytes) -> None:
         assert_problem(response, 403, "key-not-allowed")
 
 
-@pytest.mark.system
 def test_token_of_agency_b_cannot_use_agency_a_keys(demo: Demo, pdf: bytes) -> None:
     _, secret = create_token(demo.env, DEPARTMENT, f"seal-{DEPARTMENT}")
     headers = {"Authorization": f"Bearer {secret}"}
@@ -101,6 +100,7 @@ def test_token_of_agency_b_cannot_use_agency_a_keys(demo: Demo, pdf: bytes) -> N
     assert response.status_code == 200, response.text
 
 
+@pytest.mark.system
 def test_the_cli_grants_no_key_of_another_agency(kyso_env: KysoEnv) -> None:
     result = kyso_env.kyso(
         "tokens", "create", "--agency", DEPARTMENT, "--key", f"seal-{PROVINCE}", check=False

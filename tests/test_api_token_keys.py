@@ -128,7 +128,6 @@ def test_keys_give_names_and_certificates_never_where_a_key_is_kept(demo: Demo) 
         assert key["sha256"] == hashlib.sha256(der).hexdigest()
 
 
-@pytest.mark.system
 def test_an_hsm_key_is_shown_by_its_label_only(kyso_env: KysoEnv, tmp_path: Path) -> None:
     """A key reference holding a module path and a PIN file shows neither (fresh database)."""
     uri = (
@@ -164,6 +163,7 @@ def test_a_token_is_never_given_a_personal_key(kyso_env: KysoEnv) -> None:
     assert len(tokens.all()) == before
 
 
+@pytest.mark.system
 def test_an_older_token_is_refused_its_personal_key_and_keeps_its_seal(
     demo: Demo, pdf: bytes
 ) -> None:

@@ -189,6 +189,7 @@ def test_signing_errors(kyso_env: KysoEnv) -> None:
 # --- The command line --------------------------------------------------------------------------
 
 
+@pytest.mark.system
 def test_cli_sign_cms_then_openssl_and_kyso_verify(server: Server, tmp_path: Path) -> None:
     env = server.env
     content = tmp_path / "phu-luc.pdf"

@@ -85,6 +85,7 @@ def test_revoked_before_signing_is_total_failed_revoked(kyso_env: KysoEnv, tmp_p
     assert "thu hồi" in signature.explanation_vi and "revoked" in signature.explanation_en
 
 
+@pytest.mark.system
 def test_untrusted_root_is_indeterminate_no_chain(server: Server, tmp_path: Path) -> None:
     env = server.env
     signed = tmp_path / "signed.pdf"
@@ -109,6 +110,7 @@ def offline_env(tmp_path_factory: pytest.TempPathFactory):
     return env
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("level", [Level.B_LT, Level.B_LTA])
 def test_long_term_levels_verify_offline_with_services_stopped(
     offline_env: KysoEnv, tmp_path: Path, level: Level
@@ -134,6 +136,7 @@ def test_long_term_levels_verify_offline_with_services_stopped(
     assert plain.sub_indication is SubIndication.TRY_LATER
 
 
+@pytest.mark.system
 def test_validation_time_in_the_past(server: Server, tmp_path: Path) -> None:
     import datetime as dt
 
@@ -153,6 +156,7 @@ def test_validation_time_in_the_past(server: Server, tmp_path: Path) -> None:
     assert bad.returncode == 2 and "ISO 8601" in bad.stderr
 
 
+@pytest.mark.system
 def test_archived_document_whose_signer_is_revoked_later(server: Server, tmp_path: Path) -> None:
     import datetime as dt
     import time
@@ -212,6 +216,7 @@ def _docmdp_permission(path: Path) -> int:
         return int(reference["/TransformParams"]["/P"])
 
 
+@pytest.mark.system
 def test_cli_certifies_with_a_visible_stamp_then_seals(server: Server, tmp_path: Path) -> None:
     env = server.env
     keys, images = env.pki / "keys", env.pki / "images"
@@ -244,6 +249,7 @@ def test_cli_certifies_with_a_visible_stamp_then_seals(server: Server, tmp_path:
     assert pdfsig(sealed, nss_db(env, tmp_path / "nss")).count("Signature is Valid.") == 2
 
 
+@pytest.mark.system
 def test_page_content_changed_after_certification_is_not_allowed(
     server: Server, tmp_path: Path
 ) -> None:
@@ -270,6 +276,7 @@ def test_page_content_changed_after_certification_is_not_allowed(
     assert env.kyso("verify", str(changed), check=False).returncode == 1
 
 
+@pytest.mark.system
 def test_cli_signs_a_batch_on_two_cores_and_names_what_it_could_not_sign(
     server: Server, tmp_path: Path
 ) -> None:

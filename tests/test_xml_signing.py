@@ -363,6 +363,7 @@ def test_any_xml_document_can_be_signed(kyso_env: KysoEnv, tmp_path: Path) -> No
 # --- The command line --------------------------------------------------------------------------
 
 
+@pytest.mark.system
 def test_cli_sign_xml_then_kyso_verify(server: Server, tmp_path: Path) -> None:
     env = server.env
     source = tmp_path / "goi-tin.xml"
