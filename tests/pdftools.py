@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from certs.keystore import SigningKey, open_key
@@ -33,14 +36,21 @@ def sign_with(
     key: str,
     level: Level = Level.B_B,
     over_http: bool = False,
+    clock: Callable[[], dt.datetime] | None = None,
     **options,
 ) -> PdfSignResult:
     """Sign with a demo key; the PKI's TSA and OCSP are called in process, or, ``over_http``,
-    at the PKI's URLs (a running `kyso serve`: system tests only)."""
+    at the PKI's URLs (a running `kyso serve`: system tests only). ``clock``: the time the
+    signature claims and, in process, the TSA's (a test signs in the past instead of
+    sleeping)."""
     if over_http:
         transport: dict = {"tsa_url": f"{env.url}/pki/tsa"}
     else:
-        transport = {"timestamper": InProcessTimeStamper(env.pki_services.tsa)}
+        tsa = env.pki_services.tsa
+        tsa = tsa if clock is None else dataclasses.replace(tsa, clock=clock)
+        transport = {"timestamper": InProcessTimeStamper(tsa)}
+    if clock is not None:
+        transport["clock"] = clock
     policy = trusting(env, local=not over_http)
     with open_key(key_ref(env, key), PASSPHRASE.encode()) as signing_key:
         return sign(

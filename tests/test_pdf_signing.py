@@ -156,23 +156,36 @@ def test_validation_time_in_the_past(server: Server, tmp_path: Path) -> None:
     assert bad.returncode == 2 and "ISO 8601" in bad.stderr
 
 
-@pytest.mark.system
-def test_archived_document_whose_signer_is_revoked_later(server: Server, tmp_path: Path) -> None:
-    import datetime as dt
-    import time
+def archived_then_revoked(env: KysoEnv, tmp_path: Path, full_name: str, key: str):
+    """A B-T and a B-B signature made three minutes ago (the signer's and the TSA's clocks set
+    back: no sleeping), then the signer's certificate revoked one minute ago.
 
-    env = server.env
-    issued = env.kyso(
-        "pki", "issue", "person", "--agency", "000.00.04.H41", "--name", "Hồ Thị Mai",
-        "--title", "Chánh Văn phòng",
-    )  # fmt: skip
+    Returns the two documents and a moment between the signatures and the revocation.
+    """
+    import datetime as dt
+
+    from cryptography import x509
+
+    from certs.clock import utcnow
+    from certs.store import parse_serial
+
+    now = utcnow()
+    signed_at, between, revoked_at = (now - dt.timedelta(minutes=m) for m in (3, 2, 1))
+    serial = env.issue_person("000.00.04.H41", full_name, "Chánh Văn phòng")
     stamped, plain = tmp_path / "b-t.pdf", tmp_path / "b-b.pdf"
-    sign_with(env, sample(tmp_path), stamped, "person-ho-thi-mai", Level.B_T)
-    sign_with(env, sample(tmp_path), plain, "person-ho-thi-mai", Level.B_B)
-    time.sleep(2)
-    between = dt.datetime.now(dt.UTC)  # after both signatures, before the revocation
-    time.sleep(2)
-    env.kyso("pki", "revoke", issued.stdout.split()[1], "--reason", "keyCompromise")
+    for path, level in ((stamped, Level.B_T), (plain, Level.B_B)):
+        sign_with(env, sample(tmp_path), path, key, level, clock=lambda: signed_at)
+    env.pki_services.pki.store.revoke(
+        parse_serial(serial), x509.ReasonFlags.key_compromise, revoked_at
+    )
+    return stamped, plain, between
+
+
+def test_archived_document_whose_signer_is_revoked_later(kyso_env: KysoEnv, tmp_path: Path):
+    env = kyso_env
+    stamped, plain, between = archived_then_revoked(
+        env, tmp_path, "Hồ Thị Mai", "person-ho-thi-mai"
+    )
 
     # Now: the timestamp proves the B-T signature existed before the revocation ...
     [proven] = verify_with(env, stamped).signatures
@@ -188,7 +201,16 @@ def test_archived_document_whose_signer_is_revoked_later(server: Server, tmp_pat
     for path in (stamped, plain):
         [then] = verify_with(env, path, at=between).signatures
         assert then.indication is Indication.TOTAL_PASSED, (path.name, then.details)
-    cli = env.kyso("verify", str(plain), "--at", between.isoformat(), "--json")
+
+
+@pytest.mark.system
+def test_cli_verifies_an_archived_document_as_of_before_the_revocation(
+    server: Server, tmp_path: Path
+) -> None:
+    _, plain, between = archived_then_revoked(
+        server.env, tmp_path, "Phan Thị Nga", "person-phan-thi-nga"
+    )
+    cli = server.env.kyso("verify", str(plain), "--at", between.isoformat(), "--json")
     assert json.loads(cli.stdout)["passed"] is True
 
 
