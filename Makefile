@@ -57,18 +57,19 @@ lint: venv check-lock
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
 
-# The tests run on every core (pytest-xdist); PYTEST_WORKERS=0 runs them in this process.
+# The tests run on every core (pytest-xdist), a module per worker at a time (its module fixtures
+# set up once); PYTEST_WORKERS=0 runs them in this process.
 PYTEST_WORKERS ?= auto
 
 # Everything: the lint, then every layer of tests, the system tests included (CI runs this).
 test: sysdeps venv lint
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 # The fast layers while working: ruff and every test but the system ones (no `kyso serve`
 # subprocess, no CLI subprocess, no browser, crash, load or bomb; see README, Tests).
 check: venv
 	$(BIN)/ruff check $(CODE_DIRS) kyso tests tools
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) -m "not system"
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not system"
 
 bench: sysdeps venv
 	$(BIN)/python -m bench
