@@ -3,10 +3,12 @@
 - ``kyso_env``: a demo PKI built in this process by the functions `kyso pki init` calls, with
   its CRL, OCSP and TSA answered in process (:attr:`KysoEnv.pki_services`): signer, CMS, XML
   and stamp tests need no subprocess.
-- ``app_demo``: the Flask app of :func:`kyso.app.create_app` on that PKI, reached through the
-  Flask test client with ``requests`` (:class:`WsgiAdapter`): the HTTP-level tests.
-- ``server`` / ``demo``: `kyso serve` as a subprocess on loopback, for the system tests
-  (``@pytest.mark.system``: crash, load, browser, bombs, CLI), which every test using them is.
+- ``app_demo``: the Flask app of :func:`kyso.app.create_app` on that PKI with the demo
+  accounts, reached by ``requests`` through werkzeug's test client (``tests/wsgitools.py``):
+  the HTTP-level tests. A module whose HTTP tests run so overrides ``demo`` with it.
+- ``server`` / ``demo`` (``served_demo``): `kyso serve` as a subprocess on loopback, for the
+  system tests (``@pytest.mark.system``: crash, load, browser, bombs, CLI); every test that
+  uses ``server`` is marked so (:func:`pytest_collection_modifyitems`).
 """
 
 from __future__ import annotations
