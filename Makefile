@@ -1,4 +1,5 @@
-# Kyso: two commands for a newcomer (`make run`, `make test`); `make bench` for the numbers.
+# Kyso: two commands for a newcomer (`make run`, `make test`); `make check` while working (the
+# fast layers, under 90 s); `make bench` for the numbers.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -19,7 +20,7 @@ UV := $(BIN)/uv
 UPGRADE ?=
 UPGRADE_FLAGS := $(if $(filter all,$(UPGRADE)),--upgrade,$(foreach p,$(UPGRADE),--upgrade-package $(p)))
 
-.PHONY: run test lint lock check-lock bench sysdeps venv clean
+.PHONY: run test check lint lock check-lock bench sysdeps venv clean
 
 sysdeps:
 	@bash tools/system-packages.sh
@@ -56,8 +57,19 @@ lint: venv check-lock
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
 
+# The tests run on every core (pytest-xdist), a module per worker at a time (its module fixtures
+# set up once); PYTEST_WORKERS=0 runs them in this process.
+PYTEST_WORKERS ?= auto
+
+# Everything: the lint, then every layer of tests, the system tests included (CI runs this).
 test: sysdeps venv lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+
+# The fast layers while working: ruff and every test but the system ones (no `kyso serve`
+# subprocess, no CLI subprocess, no browser, crash, load or bomb; see README, Tests).
+check: venv
+	$(BIN)/ruff check $(CODE_DIRS) kyso tests tools
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -m "not system"
 
 bench: sysdeps venv
 	$(BIN)/python -m bench

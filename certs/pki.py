@@ -158,14 +158,17 @@ class Pki:
         key_type: str = "rsa2048",
         public_key: PublicKey | None = None,
         key_ref: str | None = None,
+        issuing: CertificateAuthority | None = None,
     ) -> Issued:
         """Issue a seal or personal certificate from the issuing CA.
 
         Without ``public_key`` a new key is generated and stored as ``keys/NAME.p12``, encrypted
         with ``passphrase``; with it (a key generated in an HSM), ``key_ref`` names where it lives.
+        ``issuing``: the issuing CA already opened (:meth:`authority`), for a batch of issues
+        that pays for opening its key (PBKDF2) once.
         """
         name = name or slug(subject.common_name)
-        authority = self.authority(ISSUING_CA, passphrase)
+        authority = issuing or self.authority(ISSUING_CA, passphrase)
         private_key = None
         if public_key is None:
             private_key = new_private_key(key_type)

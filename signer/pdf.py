@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -25,6 +26,7 @@ from pyhanko.sign.general import SigningError
 from pyhanko.sign.timestamps import HTTPTimeStamper, TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 
+from certs.clock import utcnow
 from certs.keystore import SigningKey
 
 from .errors import InvalidDocument, SigningFailed
@@ -72,6 +74,8 @@ class PdfSignOptions:
     # B-LT/B-LTA: trust anchors and online access used to collect revocation answers.
     policy: ValidationPolicy | None = None
     stamp_params: dict[str, str] = field(default_factory=dict)
+    # The time the signature claims and its stamp shows (tests move it instead of sleeping).
+    clock: Callable[[], dt.datetime] = field(default=utcnow, compare=False)
 
 
 @dataclass(frozen=True)
@@ -242,7 +246,7 @@ def _sign_once(
         field_name = options.field_name or _next_field_name(writer)
         if options.stamp is not None or options.appearance is not None:
             _check_new_visible_field_allowed(writer, field_name, name)
-        signing_time = dt.datetime.now(dt.UTC)
+        signing_time = options.clock()
         if options.stamp is not None:
             appearance, params = build_appearance(options.stamp, writer.prev, signing_time)
             options = dataclasses.replace(options, appearance=appearance, stamp_params=params)

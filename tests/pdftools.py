@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 from certs.keystore import SigningKey, open_key
 from certs.truststore import load_certificates
+from certs.tsa import InProcessTimeStamper
 from kyso.samples import decision_pdf
 from signer.levels import Level
 from signer.pdf import PdfSignOptions, PdfSignResult, sign
@@ -26,21 +30,49 @@ def key_ref(env: KysoEnv, name: str) -> str:
 
 
 def sign_with(
-    env: KysoEnv, source: Path, output: Path, key: str, level: Level = Level.B_B, **options
+    env: KysoEnv,
+    source: Path,
+    output: Path,
+    key: str,
+    level: Level = Level.B_B,
+    over_http: bool = False,
+    clock: Callable[[], dt.datetime] | None = None,
+    **options,
 ) -> PdfSignResult:
-    policy = ValidationPolicy(tuple(load_certificates(env.root)))
+    """Sign with a demo key; the PKI's TSA and OCSP are called in process, or, ``over_http``,
+    at the PKI's URLs (a running `kyso serve`: system tests only). ``clock``: the time the
+    signature claims and, in process, the TSA's (a test signs in the past instead of
+    sleeping)."""
+    if over_http:
+        transport: dict = {"tsa_url": f"{env.url}/pki/tsa"}
+    else:
+        tsa = env.pki_services.tsa
+        tsa = tsa if clock is None else dataclasses.replace(tsa, clock=clock)
+        transport = {"timestamper": InProcessTimeStamper(tsa)}
+    if clock is not None:
+        transport["clock"] = clock
+    policy = trusting(env, local=not over_http)
     with open_key(key_ref(env, key), PASSPHRASE.encode()) as signing_key:
         return sign(
             source,
             output,
             signing_key,
-            PdfSignOptions(level=level, tsa_url=f"{env.url}/pki/tsa", policy=policy, **options),
+            PdfSignOptions(level=level, policy=policy, **transport, **options),
         )
 
 
-def verify_with(env: KysoEnv, path: Path, offline: bool = False, **kwargs) -> Report:
-    policy = ValidationPolicy(tuple(load_certificates(env.root)), offline=offline, **kwargs)
-    return verify_pdf(path, policy)
+def trusting(env: KysoEnv, local: bool = True, **kwargs) -> ValidationPolicy:
+    """A policy trusting the demo root; ``local``: its OCSP and CRLs answered in process."""
+    answers = env.pki_services.answer if local else None
+    return ValidationPolicy(tuple(load_certificates(env.root)), local=answers, **kwargs)
+
+
+def verify_with(
+    env: KysoEnv, path: Path, offline: bool = False, over_http: bool = False, **kwargs
+) -> Report:
+    """Kyso's verdict under :func:`trusting`; ``over_http`` fetches OCSP and CRLs from the
+    PKI's URLs (a running `kyso serve`)."""
+    return verify_pdf(path, trusting(env, local=not over_http, offline=offline, **kwargs))
 
 
 def nss_db(env: KysoEnv, directory: Path) -> str:

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-import requests
 
 from certs.layout import PkiLayout
 from certs.store import CertificateStore
@@ -25,13 +24,20 @@ from signer.levels import Level
 from .conftest import PASSPHRASE, Demo, KysoEnv
 from .webtools import assert_problem, create_token
 
+
+@pytest.fixture(scope="session")
+def demo(app_demo: Demo) -> Demo:
+    """This module's HTTP tests run against the app in process (conftest's ``app_demo``)."""
+    return app_demo
+
+
 PROVINCE, DEPARTMENT, CITY = "000.00.00.H41", "000.00.02.H41", "000.00.21.H41"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 def post(demo: Demo, path: str, files=None, data=None, headers=None, token=True, **kwargs):
     sent = {**(demo.auth if token else {}), **(headers or {})}
-    return requests.post(
+    return demo.http.post(
         f"{demo.url}/api/v1/{path}", files=files, data=data, headers=sent, timeout=60, **kwargs
     )
 
@@ -60,16 +66,17 @@ def test_401_without_or_with_a_bad_token(demo: Demo, pdf: bytes) -> None:
         response = post(demo, "sign/pdf", files, headers={"Authorization": header}, token=False)
         assert_problem(response, 401, "invalid-token")
     assert_problem(
-        requests.get(f"{demo.url}/api/v1/keys", timeout=10), 401, "authentication-required"
+        demo.http.get(f"{demo.url}/api/v1/keys", timeout=10), 401, "authentication-required"
     )
 
 
+@pytest.mark.system
 def test_a_revoked_token_stops_at_once(demo: Demo) -> None:
-    token_id, secret = create_token(demo.env, PROVINCE, "seal-000.00.00.H41")
+    token_id, secret = create_token(demo.env, PROVINCE, "seal-000.00.00.H41", cli=True)
     headers = {"Authorization": f"Bearer {secret}"}
-    assert requests.get(f"{demo.url}/api/v1/keys", headers=headers, timeout=10).ok
+    assert demo.http.get(f"{demo.url}/api/v1/keys", headers=headers, timeout=10).ok
     demo.env.kyso("tokens", "revoke", token_id)
-    response = requests.get(f"{demo.url}/api/v1/keys", headers=headers, timeout=10)
+    response = demo.http.get(f"{demo.url}/api/v1/keys", headers=headers, timeout=10)
     assert "revoked" in assert_problem(response, 401, "invalid-token")["detail"]
     assert "revoked" in demo.env.kyso("tokens", "list").stdout
 
@@ -93,6 +100,7 @@ def test_token_of_agency_b_cannot_use_agency_a_keys(demo: Demo, pdf: bytes) -> N
     assert response.status_code == 200, response.text
 
 
+@pytest.mark.system
 def test_the_cli_grants_no_key_of_another_agency(kyso_env: KysoEnv) -> None:
     result = kyso_env.kyso(
         "tokens", "create", "--agency", DEPARTMENT, "--key", f"seal-{PROVINCE}", check=False
@@ -212,19 +220,19 @@ def test_429_the_tokens_rate(demo: Demo) -> None:
     _, secret = create_token(demo.env, PROVINCE, "seal-000.00.00.H41", rate=2)
     headers = {"Authorization": f"Bearer {secret}"}
     for _ in range(2):
-        assert requests.get(f"{demo.url}/api/v1/keys", headers=headers, timeout=10).ok
-    response = requests.get(f"{demo.url}/api/v1/keys", headers=headers, timeout=10)
+        assert demo.http.get(f"{demo.url}/api/v1/keys", headers=headers, timeout=10).ok
+    response = demo.http.get(f"{demo.url}/api/v1/keys", headers=headers, timeout=10)
     assert_problem(response, 429, "rate-limited")
     assert 1 <= int(response.headers["Retry-After"]) <= 60
     # another token is not slowed down
-    assert requests.get(f"{demo.url}/api/v1/keys", headers=demo.auth, timeout=10).ok
+    assert demo.http.get(f"{demo.url}/api/v1/keys", headers=demo.auth, timeout=10).ok
 
 
 def test_405_and_404_are_problems_too(demo: Demo) -> None:
-    response = requests.get(f"{demo.url}/api/v1/sign/pdf", timeout=10)
+    response = demo.http.get(f"{demo.url}/api/v1/sign/pdf", timeout=10)
     assert_problem(response, 405, "method-not-allowed")
     assert "POST" in response.headers["Allow"]
-    assert_problem(requests.get(f"{demo.url}/api/v1/nothing", timeout=10), 404, "not-found")
+    assert_problem(demo.http.get(f"{demo.url}/api/v1/nothing", timeout=10), 404, "not-found")
 
 
 def test_b_t_without_a_time_stamping_authority_is_refused_by_name(kyso_env: KysoEnv) -> None:

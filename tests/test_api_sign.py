@@ -7,6 +7,7 @@ import base64
 import hashlib
 from pathlib import Path
 
+import pytest
 import requests
 
 from kyso.samples import decision_pdf
@@ -16,11 +17,17 @@ from .pdftools import nss_db, pdfsig
 from .webtools import assert_problem, login
 
 
+@pytest.fixture(scope="session")
+def demo(app_demo: Demo) -> Demo:
+    """This module's HTTP tests run against the app in process (conftest's ``app_demo``)."""
+    return app_demo
+
+
 def api_sign(
     demo: Demo, kind: str, path: Path, name: str | None = None, **data
 ) -> requests.Response:
     with path.open("rb") as stream:
-        return requests.post(
+        return demo.http.post(
             f"{demo.url}/api/v1/sign/{kind}",
             headers=demo.auth,
             files={"file": (name or path.name, stream)},
@@ -33,7 +40,7 @@ def api_verify(demo: Demo, path: Path, content: Path | None = None) -> dict:
     files = {"file": (path.name, path.read_bytes())}
     if content is not None:
         files["content"] = (content.name, content.read_bytes())
-    response = requests.post(f"{demo.url}/api/v1/verify", files=files, timeout=60)
+    response = demo.http.post(f"{demo.url}/api/v1/verify", files=files, timeout=60)
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"] == "application/json"
     return response.json()
@@ -56,7 +63,8 @@ def officer_signs(demo: Demo, document: Path, box: list[float]) -> bytes:
     return officer.get(f"{demo.url}{signed['download']}", timeout=30).content
 
 
-def test_the_seal_over_the_officers_visible_signature(demo: Demo, tmp_path: Path) -> None:
+def test_the_seal_over_the_officers_visible_signature(served_demo: Demo, tmp_path: Path) -> None:
+    demo = served_demo  # the live server: a system test
     document = decision_pdf(tmp_path / "qd.pdf")
     box = ",".join(f"{v:.1f}" for v in document.signature_box)
     # The demo token holds the seal only: the officer signs himself, on the web pages (a token
@@ -92,7 +100,7 @@ def test_the_seal_over_the_officers_visible_signature(demo: Demo, tmp_path: Path
 def test_json_answer_and_default_key(demo: Demo, tmp_path: Path) -> None:
     source = decision_pdf(tmp_path / "qd.pdf").path
     with source.open("rb") as stream:
-        response = requests.post(
+        response = demo.http.post(
             f"{demo.url}/api/v1/sign/pdf",
             headers={**demo.auth, "Accept": "application/json"},
             files={"file": ("qd.pdf", stream)},
@@ -140,7 +148,7 @@ def test_xml_and_detached_cms(demo: Demo, tmp_path: Path) -> None:
 
 
 def test_keys_of_the_token(demo: Demo) -> None:
-    response = requests.get(f"{demo.url}/api/v1/keys", headers=demo.auth, timeout=10)
+    response = demo.http.get(f"{demo.url}/api/v1/keys", headers=demo.auth, timeout=10)
     assert response.status_code == 200
     body = response.json()
     assert body["agency_code"] == "000.00.00.H41"
@@ -149,12 +157,15 @@ def test_keys_of_the_token(demo: Demo) -> None:
     assert all(k["agency_code"] == "000.00.00.H41" for k in body["keys"])
 
 
-def test_more_concurrent_b_t_requests_than_server_threads(demo: Demo, tmp_path: Path) -> None:
+def test_more_concurrent_b_t_requests_than_server_threads(
+    served_demo: Demo, tmp_path: Path
+) -> None:
     """The server's own TSA is called in process: a request thread never waits for another.
 
     Were the timestamp fetched over HTTP from this same server, 16 B-T requests on 8 threads
     would hold every thread while their TSA calls queued behind them, and time out.
     """
+    demo = served_demo  # the live server: a system test
     from concurrent.futures import ThreadPoolExecutor
 
     xml = tmp_path / "cong-van.xml"
@@ -171,12 +182,15 @@ def test_more_concurrent_b_t_requests_than_server_threads(demo: Demo, tmp_path: 
     assert api_verify(demo, signed)["signatures"][0]["level"] == "B-T"
 
 
-def test_more_concurrent_verifications_than_server_threads(demo: Demo, tmp_path: Path) -> None:
+def test_more_concurrent_verifications_than_server_threads(
+    served_demo: Demo, tmp_path: Path
+) -> None:
     """OCSP and CRLs of the server's own PKI are answered in process during validation.
 
     Fetched over HTTP from this same server, 16 validations on 8 threads waited for OCSP
     requests queued behind them: 9 of 16 valid documents came out INDETERMINATE/TRY_LATER.
     """
+    demo = served_demo  # the live server: a system test
     from concurrent.futures import ThreadPoolExecutor
 
     response = api_sign(demo, "pdf", decision_pdf(tmp_path / "qd.pdf").path, level="B-B")

@@ -37,6 +37,13 @@ from .conftest import PASSPHRASE, Demo, KysoEnv
 from .test_api_errors import settings_of
 from .webtools import assert_problem
 
+
+@pytest.fixture(scope="session")
+def demo(app_demo: Demo) -> Demo:
+    """This module's HTTP tests run against the app in process (conftest's ``app_demo``)."""
+    return app_demo
+
+
 PROVINCE = "000.00.00.H41"
 PERSON, SEAL = "person-nguyen-van-an", f"seal-{PROVINCE}"
 KEY_FIELDS = {
@@ -99,13 +106,13 @@ def sign(
     files = {"file": ("qd.pdf", pdf)}
     if kind == "xml":
         files = {"file": ("vb.xml", b"<vanBan><so>15/QD-UBND</so></vanBan>")}
-    return requests.post(
+    return demo.http.post(
         f"{demo.url}/api/v1/sign/{kind}", headers=headers, files=files, data=data, timeout=60
     )
 
 
 def test_keys_give_names_and_certificates_never_where_a_key_is_kept(demo: Demo) -> None:
-    response = requests.get(f"{demo.url}/api/v1/keys", headers=demo.auth, timeout=10)
+    response = demo.http.get(f"{demo.url}/api/v1/keys", headers=demo.auth, timeout=10)
     assert response.status_code == 200
     assert leaks(without_certificates(response.json()), demo.env) == []
     keys = response.json()["keys"]
@@ -145,6 +152,7 @@ def test_an_hsm_key_is_shown_by_its_label_only(kyso_env: KysoEnv, tmp_path: Path
     assert unknown.startswith("key-") and leaks(unknown, kyso_env) == []
 
 
+@pytest.mark.system
 def test_a_token_is_never_given_a_personal_key(kyso_env: KysoEnv) -> None:
     tokens = TokenStore(make_engine(f"sqlite:///{kyso_env.data / 'kyso.sqlite'}"))
     before = len(tokens.all())
@@ -158,6 +166,7 @@ def test_a_token_is_never_given_a_personal_key(kyso_env: KysoEnv) -> None:
     assert len(tokens.all()) == before
 
 
+@pytest.mark.system
 def test_an_older_token_is_refused_its_personal_key_and_keeps_its_seal(
     demo: Demo, pdf: bytes
 ) -> None:
@@ -180,7 +189,7 @@ def test_an_older_token_is_refused_its_personal_key_and_keeps_its_seal(
     default = sign(demo, pdf, "pdf", {**headers, "Accept": "application/json"})
     assert default.status_code == 200, default.text
     assert default.json()["key"] == SEAL
-    listed = requests.get(f"{demo.url}/api/v1/keys", headers=headers, timeout=10).json()
+    listed = demo.http.get(f"{demo.url}/api/v1/keys", headers=headers, timeout=10).json()
     assert [k["name"] for k in listed["keys"]] == [SEAL]
     assert f"{PERSON} (personal: refused)" in demo.env.kyso("tokens", "list").stdout
 
@@ -188,7 +197,7 @@ def test_an_older_token_is_refused_its_personal_key_and_keeps_its_seal(
 def test_an_older_token_holding_only_a_personal_key_signs_nothing(demo: Demo, pdf: bytes) -> None:
     headers = old_token(demo.env, PERSON)
     assert_problem(sign(demo, pdf, "cms", headers), 403, "personal-key-not-allowed")
-    listed = requests.get(f"{demo.url}/api/v1/keys", headers=headers, timeout=10).json()
+    listed = demo.http.get(f"{demo.url}/api/v1/keys", headers=headers, timeout=10).json()
     assert listed["keys"] == []
 
 

@@ -24,7 +24,11 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
 A4 = (595.2756, 841.8898)
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is missing")
+# A system test (a browser on the live server): `make test` runs it, `make check` does not.
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is missing"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,9 @@ from kyso.cli_common import KysoCommand, KysoGroup
 
 from .conftest import KYSO, PASSPHRASE, KysoEnv, free_port, start_server
 
+# System tests (the `kyso` command itself, in subprocesses): only `make test` runs them.
+pytestmark = pytest.mark.system
+
 
 def subcommands(group: click.Group) -> list[tuple[str, click.Command]]:
     """A group's commands as click resolves them (importing the lazy ones)."""

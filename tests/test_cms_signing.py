@@ -14,6 +14,7 @@ import pytest
 from asn1crypto import cms
 from pyhanko.sign.timestamps import HTTPTimeStamper
 
+from certs.tsa import InProcessTimeStamper
 from signer import cades
 from signer.errors import InvalidDocument, SigningFailed, UnsupportedFormat
 from signer.levels import Level
@@ -26,7 +27,8 @@ ATTACHMENT = "Phụ lục I: Danh mục dự án chuyển đổi số năm 2027\
 
 
 def sign(env: KysoEnv, content: bytes, name: str = SEAL, level: str = "B-B") -> bytes:
-    timestamper = HTTPTimeStamper(f"{env.url}/pki/tsa") if level == "B-T" else None
+    """Sign with a demo key; B-T asks the PKI's TSA in process (see KysoEnv.pki_services)."""
+    timestamper = InProcessTimeStamper(env.pki_services.tsa) if level == "B-T" else None
     with demo_key(env, name) as key:
         return cades.sign_cms(io.BytesIO(content), key, level=Level(level), timestamper=timestamper)
 
@@ -50,8 +52,8 @@ def openssl_verify(env: KysoEnv, signature: Path, content: Path) -> subprocess.C
 
 
 @pytest.mark.parametrize("level", ["B-B", "B-T"])
-def test_openssl_and_kyso_accept_kyso_cades(server: Server, tmp_path: Path, level: str) -> None:
-    env = server.env
+def test_openssl_and_kyso_accept_kyso_cades(kyso_env: KysoEnv, tmp_path: Path, level: str) -> None:
+    env = kyso_env
     content = tmp_path / "phu-luc.txt"
     content.write_bytes(ATTACHMENT)
     signature = tmp_path / "phu-luc.txt.p7s"
@@ -84,8 +86,8 @@ def test_cades_signed_attributes(kyso_env: KysoEnv) -> None:
     assert abs(when["values"][0].native - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)
 
 
-def test_b_t_carries_a_signature_timestamp_token(server: Server) -> None:
-    info = cms.ContentInfo.load(sign(server.env, ATTACHMENT, level="B-T"))
+def test_b_t_carries_a_signature_timestamp_token(kyso_env: KysoEnv) -> None:
+    info = cms.ContentInfo.load(sign(kyso_env, ATTACHMENT, level="B-T"))
     [signer] = info["content"]["signer_infos"]
     unsigned = {a["type"].native for a in signer["unsigned_attrs"]}
     assert "signature_time_stamp_token" in unsigned
@@ -120,24 +122,18 @@ def test_offline_is_try_later_and_foreign_root_is_no_chain(kyso_env: KysoEnv) ->
     assert untrusted.sub_indication is SubIndication.NO_CERTIFICATE_CHAIN_FOUND
 
 
-def test_revoked_signer_is_total_failed_revoked(server: Server) -> None:
-    env = server.env
-    issued = env.kyso(
-        "pki", "issue", "person", "--agency", "000.00.04.H41", "--name", "Vũ Văn Phong"
-    )
-    env.kyso("pki", "revoke", issued.stdout.split()[1], "--reason", "keyCompromise")
+def test_revoked_signer_is_total_failed_revoked(kyso_env: KysoEnv) -> None:
+    env = kyso_env
+    env.revoke(env.issue_person("000.00.04.H41", "Vũ Văn Phong"), "keyCompromise")
     signature = sign(env, ATTACHMENT, "person-vu-van-phong")
     [result] = cades.verify_cms(signature, ATTACHMENT, policy(env)).signatures
     assert result.indication is Indication.TOTAL_FAILED, result.details
     assert result.sub_indication is SubIndication.REVOKED
 
 
-def test_ecdsa_key(server: Server, tmp_path: Path) -> None:
-    env = server.env
-    env.kyso(
-        "pki", "issue", "person", "--agency", "000.00.04.H41", "--name", "Lý Thị Giang",
-        "--key-type", "p256",
-    )  # fmt: skip
+def test_ecdsa_key(kyso_env: KysoEnv, tmp_path: Path) -> None:
+    env = kyso_env
+    env.issue_person("000.00.04.H41", "Lý Thị Giang", key_type="p256")
     signature = tmp_path / "a.p7s"
     signature.write_bytes(sign(env, ATTACHMENT, "person-ly-thi-giang", "B-T"))
     content = tmp_path / "a.txt"
@@ -195,6 +191,7 @@ def test_signing_errors(kyso_env: KysoEnv) -> None:
 # --- The command line --------------------------------------------------------------------------
 
 
+@pytest.mark.system
 def test_cli_sign_cms_then_openssl_and_kyso_verify(server: Server, tmp_path: Path) -> None:
     env = server.env
     content = tmp_path / "phu-luc.pdf"
@@ -219,6 +216,7 @@ def test_cli_sign_cms_then_openssl_and_kyso_verify(server: Server, tmp_path: Pat
     assert data["signatures"][0]["sub_indication"] == "HASH_FAILURE"
 
 
+@pytest.mark.system
 def test_cli_sign_cms_bad_input_exits_2(kyso_env: KysoEnv, tmp_path: Path) -> None:
     content = tmp_path / "a.txt"
     content.write_bytes(b"hello")

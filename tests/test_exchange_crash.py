@@ -40,6 +40,9 @@ from .exchangetools import (
     package_bytes,
 )
 
+# System tests (a relay killed by SIGKILL mid-load: subprocesses): only `make test` runs them.
+pytestmark = [pytest.mark.system, pytest.mark.slow]
+
 SENDERS = {
     HUNG_DUNG: (VINH, PROVINCE),
     HUNG_LOC: (VINH,),

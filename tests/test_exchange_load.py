@@ -42,6 +42,9 @@ from .exchangetools import (
     package_bytes,
 )
 
+# System tests (open-loop load on a `kyso serve` subprocess): only `make test` runs them.
+pytestmark = [pytest.mark.system, pytest.mark.slow]
+
 ROUTES = {  # sender: recipient, one recipient per package
     PROVINCE: NGHI_LOC,
     VINH: PROVINCE,

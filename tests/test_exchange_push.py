@@ -211,6 +211,7 @@ def delivery_row(exchange: Exchange, message_id: str) -> Any:
 # --- Rebinding, redirects, huge answers ---------------------------------------------------------
 
 
+@pytest.mark.system
 def test_a_name_rebound_to_a_forbidden_address_is_not_contacted(
     push_env: ExchangeEnv, services: tuple[sa.Engine, PkiServices]
 ) -> None:
@@ -240,6 +241,7 @@ def test_a_name_rebound_to_a_forbidden_address_is_not_contacted(
     assert resolver.asked.count("push.kyso.test") >= 3  # registration, and each attempt
 
 
+@pytest.mark.system
 def test_a_redirect_is_not_followed(
     push_env: ExchangeEnv, services: tuple[sa.Engine, PkiServices]
 ) -> None:
@@ -253,6 +255,7 @@ def test_a_redirect_is_not_followed(
         assert (row.acked_at, row.attempts, row.last_error) == (None, 1, "HTTP 302")
 
 
+@pytest.mark.system
 def test_a_huge_answer_is_not_read_whole(
     push_env: ExchangeEnv, services: tuple[sa.Engine, PkiServices]
 ) -> None:

@@ -89,6 +89,7 @@ def increase(before: dict[str, float], after: dict[str, float]) -> dict[str, flo
     }
 
 
+@pytest.mark.system
 def test_unauthenticated_requests_are_counted_not_chained(
     env: ExchangeEnv, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -146,6 +147,7 @@ def test_unauthenticated_requests_are_counted_not_chained(
         assert secret not in caplog.text
 
 
+@pytest.mark.system
 def test_refusals_beyond_the_limit_get_429_but_credentials_still_work(env: ExchangeEnv) -> None:
     client = relay_app(env, KYSO_RELAY_AUTH_FAILURES="3").test_client()
     before_rows, before = count_rows(env, "audit_log"), metrics(client, env)
@@ -170,6 +172,7 @@ def test_refusals_beyond_the_limit_get_429_but_credentials_still_work(env: Excha
     assert increase(before, metrics(client, env)) == {"missing": 8, "rate-limited": 2}
 
 
+@pytest.mark.system
 def test_metrics_are_for_admins_auditors_and_the_configured_networks(env: ExchangeEnv) -> None:
     client = relay_app(env).test_client()
     local = {"REMOTE_ADDR": "127.0.0.1"}

@@ -56,6 +56,10 @@ from .exchangetools import (
 )
 from .webtools import csrf_from
 
+# System tests (the relay as agencies reach it: `kyso serve` subprocesses, the CLI): only
+# `make test` runs them.
+pytestmark = pytest.mark.system
+
 DIEN_KY = "000.01.23.H41"  # a commune of Diễn Châu, used only by the revocation test
 MAX_BYTES = 3_000_000
 

@@ -39,6 +39,9 @@ from .pdftools import sign_with
 from .test_xml_signing import REPORT_SCHEMA, SEAL, demo_key
 from .webtools import create_token
 
+# System tests (fuzzing the live server): only `make test` runs them.
+pytestmark = [pytest.mark.system, pytest.mark.slow]
+
 ATTACHMENT = b"Phu luc I: danh muc du an\n" * 40
 PROVINCE = "000.00.00.H41"
 

@@ -33,6 +33,9 @@ from .exchangetools import (
 from .fuzztools import XML_TOKENS, fuzz_settings, mutations, no_unexpected_server_errors
 from .test_fuzz_http import is_problem
 
+# System tests (fuzzing a live relay): only `make test` runs them.
+pytestmark = [pytest.mark.system, pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def relay(kyso_env: KysoEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:

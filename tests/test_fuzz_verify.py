@@ -48,6 +48,10 @@ from .fuzztools import DER_TOKENS, PDF_TOKENS, XML_TOKENS, fuzz_settings, mutati
 from .pdftools import sample, sign_with
 from .test_xml_signing import SEAL, demo_key, sample_package
 
+# System tests (the live server stamps the XML and CMS samples and answers OCSP while they are
+# checked), and slow: only `make test` runs them.
+pytestmark = [pytest.mark.system, pytest.mark.slow]
+
 ATTACHMENT = "Phụ lục I: Danh mục dự án chuyển đổi số năm 2027\n".encode() * 20
 PLAIN_XML = (
     '<CongVan xmlns="urn:kyso:test"><So>15/QĐ-UBND</So>'

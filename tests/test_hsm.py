@@ -69,6 +69,7 @@ def openssl_cms_verify(env: KysoEnv, p7s: Path, document: Path) -> subprocess.Co
     )  # fmt: skip
 
 
+@pytest.mark.system
 def test_hsm_key_signs_cms_that_openssl_verifies(
     kyso_env: KysoEnv, token: dict[str, str], tmp_path: Path
 ) -> None:
@@ -117,6 +118,7 @@ def test_hsm_key_signs_cms_that_openssl_verifies(
     assert openssl_cms_verify(kyso_env, p7s, document).returncode != 0
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(
     ("uri", "pin", "message"),
     [
@@ -138,6 +140,7 @@ def test_hsm_errors_are_one_line(
     assert len(lines) == 1 and message in lines[0], result.stderr
 
 
+@pytest.mark.system
 def test_public_key_from_token_matches_certificate(kyso_env: KysoEnv, token) -> None:
     uri = "pkcs11:token=kyso-test;object=seal-ec"
     kyso_env.kyso(

@@ -158,6 +158,7 @@ def test_the_next_migration_is_generated_from_the_tables(tmp_path: Path) -> None
     assert sorted(p.name for p in (migrations / "versions").glob("000[78]*")) == [path.name]
 
 
+@pytest.mark.system
 def test_kyso_db_revision_writes_nothing_when_the_migrations_build_the_tables(
     tmp_path: Path,
 ) -> None:

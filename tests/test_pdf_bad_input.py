@@ -43,6 +43,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
 CASES = ["empty", "text", "truncated", "encrypted", "huge", "missing"]
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("case", CASES)
 def test_verify_bad_input(kyso_env: KysoEnv, tmp_path: Path, case: str) -> None:
     path, message = _bad_inputs(tmp_path)[case]
@@ -52,6 +53,7 @@ def test_verify_bad_input(kyso_env: KysoEnv, tmp_path: Path, case: str) -> None:
     assert len(lines) == 1 and message in lines[0], result.stderr
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("case", CASES)
 def test_sign_bad_input(kyso_env: KysoEnv, tmp_path: Path, case: str) -> None:
     path, message = _bad_inputs(tmp_path)[case]
@@ -73,6 +75,7 @@ def test_sign_bad_input(kyso_env: KysoEnv, tmp_path: Path, case: str) -> None:
     assert not list(tmp_path.glob(".signing-*")), "no half-written output may remain"
 
 
+@pytest.mark.system
 def test_bad_box_and_level_are_usage_errors(kyso_env: KysoEnv, tmp_path: Path) -> None:
     good = sample(tmp_path)
     key = key_ref(kyso_env, "person-nguyen-van-an")

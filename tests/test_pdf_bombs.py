@@ -36,6 +36,10 @@ from .bounds import MIB, Run, bounded, kyso_verify
 from .conftest import KysoEnv, Server
 from .pdftools import sample, sign_with
 
+# System tests (each bomb goes to `kyso verify` in a subprocess, under CPU and memory bounds):
+# only `make test` runs them.
+pytestmark = [pytest.mark.system, pytest.mark.slow]
+
 GIB = 1024 * MIB
 NESTING = 100_000
 

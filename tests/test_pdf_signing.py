@@ -24,6 +24,7 @@ def test_pdfsig_and_qpdf_accept_kyso_signatures(server: Server, tmp_path: Path, 
         signed,
         "person-nguyen-van-an",
         level,
+        over_http=True,
         reason="Ký ban hành",
         location="Nghệ An",
     )
@@ -34,7 +35,7 @@ def test_pdfsig_and_qpdf_accept_kyso_signatures(server: Server, tmp_path: Path, 
     assert "Signer Certificate Common Name: Nguyễn Văn An" in output
     assert "ETSI.CAdES.detached" in output
     assert qpdf_check(signed).returncode == 0
-    report = verify_with(env, signed)
+    report = verify_with(env, signed, over_http=True)
     [signature] = report.signatures
     assert signature.indication is Indication.TOTAL_PASSED, signature.details
     assert signature.level == level.value
@@ -47,9 +48,9 @@ def test_sequential_person_then_seal_both_valid(server: Server, tmp_path: Path) 
     env = server.env
     first = tmp_path / "person.pdf"
     both = tmp_path / "person+seal.pdf"
-    sign_with(env, sample(tmp_path), first, "person-nguyen-van-an", Level.B_T)
-    sign_with(env, first, both, "seal-000.00.00.H41", Level.B_T)
-    report = verify_with(env, both)
+    sign_with(env, sample(tmp_path), first, "person-nguyen-van-an", Level.B_T, over_http=True)
+    sign_with(env, first, both, "seal-000.00.00.H41", Level.B_T, over_http=True)
+    report = verify_with(env, both, over_http=True)
     assert [s.indication for s in report.signatures] == [Indication.TOTAL_PASSED] * 2
     person, seal = report.signatures
     assert person.signer.common_name == "Nguyễn Văn An"
@@ -63,30 +64,19 @@ def test_sequential_person_then_seal_both_valid(server: Server, tmp_path: Path) 
 def test_certification_signature_then_approval(server: Server, tmp_path: Path) -> None:
     env = server.env
     certified = tmp_path / "certified.pdf"
-    sign_with(env, sample(tmp_path), certified, "seal-000.00.00.H41", certify=True)
+    sign_with(env, sample(tmp_path), certified, "seal-000.00.00.H41", certify=True, over_http=True)
     approved = tmp_path / "approved.pdf"
-    sign_with(env, certified, approved, "person-nguyen-van-an")
-    report = verify_with(env, approved)
+    sign_with(env, certified, approved, "person-nguyen-van-an", over_http=True)
+    report = verify_with(env, approved, over_http=True)
     assert report.passed, [s.details for s in report.signatures]
     assert report.signatures[0].changes[0].allowed
     assert pdfsig(approved, nss_db(env, tmp_path / "nss")).count("Signature is Valid.") == 2
 
 
-def test_revoked_before_signing_is_total_failed_revoked(server: Server, tmp_path: Path) -> None:
-    env = server.env
-    issued = env.kyso(
-        "pki",
-        "issue",
-        "person",
-        "--agency",
-        "000.00.03.H41",
-        "--name",
-        "Bùi Văn Khánh",
-        "--title",
-        "Kế toán",
-    )
-    serial = issued.stdout.split()[1]
-    env.kyso("pki", "revoke", serial, "--reason", "keyCompromise")
+def test_revoked_before_signing_is_total_failed_revoked(kyso_env: KysoEnv, tmp_path: Path) -> None:
+    env = kyso_env
+    serial = env.issue_person("000.00.03.H41", "Bùi Văn Khánh", "Kế toán")
+    env.revoke(serial, "keyCompromise")
     signed = tmp_path / "by-revoked.pdf"
     sign_with(env, sample(tmp_path), signed, "person-bui-van-khanh")
     [signature] = verify_with(env, signed).signatures
@@ -95,6 +85,7 @@ def test_revoked_before_signing_is_total_failed_revoked(server: Server, tmp_path
     assert "thu hồi" in signature.explanation_vi and "revoked" in signature.explanation_en
 
 
+@pytest.mark.system
 def test_untrusted_root_is_indeterminate_no_chain(server: Server, tmp_path: Path) -> None:
     env = server.env
     signed = tmp_path / "signed.pdf"
@@ -119,6 +110,7 @@ def offline_env(tmp_path_factory: pytest.TempPathFactory):
     return env
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("level", [Level.B_LT, Level.B_LTA])
 def test_long_term_levels_verify_offline_with_services_stopped(
     offline_env: KysoEnv, tmp_path: Path, level: Level
@@ -144,6 +136,7 @@ def test_long_term_levels_verify_offline_with_services_stopped(
     assert plain.sub_indication is SubIndication.TRY_LATER
 
 
+@pytest.mark.system
 def test_validation_time_in_the_past(server: Server, tmp_path: Path) -> None:
     import datetime as dt
 
@@ -163,22 +156,36 @@ def test_validation_time_in_the_past(server: Server, tmp_path: Path) -> None:
     assert bad.returncode == 2 and "ISO 8601" in bad.stderr
 
 
-def test_archived_document_whose_signer_is_revoked_later(server: Server, tmp_path: Path) -> None:
-    import datetime as dt
-    import time
+def archived_then_revoked(env: KysoEnv, tmp_path: Path, full_name: str, key: str):
+    """A B-T and a B-B signature made three minutes ago (the signer's and the TSA's clocks set
+    back: no sleeping), then the signer's certificate revoked one minute ago.
 
-    env = server.env
-    issued = env.kyso(
-        "pki", "issue", "person", "--agency", "000.00.04.H41", "--name", "Hồ Thị Mai",
-        "--title", "Chánh Văn phòng",
-    )  # fmt: skip
+    Returns the two documents and a moment between the signatures and the revocation.
+    """
+    import datetime as dt
+
+    from cryptography import x509
+
+    from certs.clock import utcnow
+    from certs.store import parse_serial
+
+    now = utcnow()
+    signed_at, between, revoked_at = (now - dt.timedelta(minutes=m) for m in (3, 2, 1))
+    serial = env.issue_person("000.00.04.H41", full_name, "Chánh Văn phòng")
     stamped, plain = tmp_path / "b-t.pdf", tmp_path / "b-b.pdf"
-    sign_with(env, sample(tmp_path), stamped, "person-ho-thi-mai", Level.B_T)
-    sign_with(env, sample(tmp_path), plain, "person-ho-thi-mai", Level.B_B)
-    time.sleep(2)
-    between = dt.datetime.now(dt.UTC)  # after both signatures, before the revocation
-    time.sleep(2)
-    env.kyso("pki", "revoke", issued.stdout.split()[1], "--reason", "keyCompromise")
+    for path, level in ((stamped, Level.B_T), (plain, Level.B_B)):
+        sign_with(env, sample(tmp_path), path, key, level, clock=lambda: signed_at)
+    env.pki_services.pki.store.revoke(
+        parse_serial(serial), x509.ReasonFlags.key_compromise, revoked_at
+    )
+    return stamped, plain, between
+
+
+def test_archived_document_whose_signer_is_revoked_later(kyso_env: KysoEnv, tmp_path: Path):
+    env = kyso_env
+    stamped, plain, between = archived_then_revoked(
+        env, tmp_path, "Hồ Thị Mai", "person-ho-thi-mai"
+    )
 
     # Now: the timestamp proves the B-T signature existed before the revocation ...
     [proven] = verify_with(env, stamped).signatures
@@ -194,20 +201,29 @@ def test_archived_document_whose_signer_is_revoked_later(server: Server, tmp_pat
     for path in (stamped, plain):
         [then] = verify_with(env, path, at=between).signatures
         assert then.indication is Indication.TOTAL_PASSED, (path.name, then.details)
-    cli = env.kyso("verify", str(plain), "--at", between.isoformat(), "--json")
+
+
+@pytest.mark.system
+def test_cli_verifies_an_archived_document_as_of_before_the_revocation(
+    server: Server, tmp_path: Path
+) -> None:
+    _, plain, between = archived_then_revoked(
+        server.env, tmp_path, "Phan Thị Nga", "person-phan-thi-nga"
+    )
+    cli = server.env.kyso("verify", str(plain), "--at", between.isoformat(), "--json")
     assert json.loads(cli.stdout)["passed"] is True
 
 
 def test_signature_space_too_small_is_retried_and_remembered(
-    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kyso_env: KysoEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import signer.pdf as pdf_module
 
     monkeypatch.setattr(pdf_module, "CMS_OVERHEAD_BYTES", 10)
     monkeypatch.setattr(pdf_module, "_RESERVATIONS", {})
     signed = tmp_path / "retried.pdf"
-    sign_with(server.env, sample(tmp_path), signed, "seal-000.00.02.H41", Level.B_T)
-    assert verify_with(server.env, signed).passed
+    sign_with(kyso_env, sample(tmp_path), signed, "seal-000.00.02.H41", Level.B_T)
+    assert verify_with(kyso_env, signed).passed
     assert len(pdf_module._RESERVATIONS) == 1  # the size that worked is used next time
 
 
@@ -222,6 +238,7 @@ def _docmdp_permission(path: Path) -> int:
         return int(reference["/TransformParams"]["/P"])
 
 
+@pytest.mark.system
 def test_cli_certifies_with_a_visible_stamp_then_seals(server: Server, tmp_path: Path) -> None:
     env = server.env
     keys, images = env.pki / "keys", env.pki / "images"
@@ -254,6 +271,7 @@ def test_cli_certifies_with_a_visible_stamp_then_seals(server: Server, tmp_path:
     assert pdfsig(sealed, nss_db(env, tmp_path / "nss")).count("Signature is Valid.") == 2
 
 
+@pytest.mark.system
 def test_page_content_changed_after_certification_is_not_allowed(
     server: Server, tmp_path: Path
 ) -> None:
@@ -280,6 +298,7 @@ def test_page_content_changed_after_certification_is_not_allowed(
     assert env.kyso("verify", str(changed), check=False).returncode == 1
 
 
+@pytest.mark.system
 def test_cli_signs_a_batch_on_two_cores_and_names_what_it_could_not_sign(
     server: Server, tmp_path: Path
 ) -> None:

@@ -458,6 +458,7 @@ def test_fonts_that_print_vietnamese_wrong_are_refused(font: str, problem: str) 
     assert stamp_font().postscript_name == "NotoSerif-Regular"
 
 
+@pytest.mark.system
 def test_kyso_stamp_font_is_the_commands_setting_not_read_by_the_signer(
     kyso_env: KysoEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

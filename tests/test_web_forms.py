@@ -22,20 +22,27 @@ from .pdftools import sign_with
 from .test_api_errors import settings_of
 from .webtools import assert_problem, create_token, csrf_from, login
 
+
+@pytest.fixture(scope="session")
+def demo(app_demo: Demo) -> Demo:
+    """This module's HTTP tests run against the app in process (conftest's ``app_demo``)."""
+    return app_demo
+
+
 REPORT_SCHEMA = json.loads(
     (Path(__file__).parents[1] / "schemas" / "report.schema.json").read_text()
 )
 
 
 def add_account(demo: Demo, username: str, role: str, password: str, *extra: str) -> None:
-    demo.env.kyso(
+    demo.env.cli(
         "accounts", "add", username, "--name", "Lê Thị Thu", "--role", role, *extra,
         "--password-stdin", input=password + "\n",
     )  # fmt: skip
 
 
 def test_session_cookie_flags(demo: Demo, kyso_env) -> None:
-    response = requests.get(f"{demo.url}/login", timeout=10)
+    response = demo.http.get(f"{demo.url}/login", timeout=10)
     cookie = response.headers["Set-Cookie"]
     assert cookie.startswith("kyso_session=")
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
@@ -48,7 +55,7 @@ def test_session_cookie_flags(demo: Demo, kyso_env) -> None:
 
 
 def test_posts_without_the_csrf_token_are_refused(demo: Demo) -> None:
-    fresh = requests.Session()
+    fresh = demo.session()
     fresh.get(f"{demo.url}/login", timeout=10)
     response = fresh.post(
         f"{demo.url}/login",
@@ -88,7 +95,7 @@ def test_posts_without_the_csrf_token_are_refused(demo: Demo) -> None:
 
 def test_wrong_passwords_make_the_username_wait(demo: Demo) -> None:
     add_account(demo, "thu", "auditor", "mat-khau-cua-thu")
-    session = requests.Session()
+    session = demo.session()
     token = csrf_from(session.get(f"{demo.url}/login", timeout=10).text)
 
     def attempt(password: str) -> requests.Response:
@@ -112,7 +119,7 @@ def test_wrong_passwords_make_the_username_wait(demo: Demo) -> None:
 
 
 def test_roles(demo: Demo) -> None:
-    stranger = requests.get(f"{demo.url}/sign", allow_redirects=False, timeout=10)
+    stranger = demo.http.get(f"{demo.url}/sign", allow_redirects=False, timeout=10)
     assert stranger.status_code == 302 and "/login?next=" in stranger.headers["Location"]
     auditor = login(demo, "khoa")
     assert auditor.get(f"{demo.url}/sign", timeout=10).status_code == 403
@@ -139,7 +146,7 @@ def test_admin_page_lists_and_revokes(demo: Demo) -> None:
     assert secret not in page.text
     response = admin.post(f"{demo.url}/admin/tokens/{token_id}/revoke", timeout=10)
     assert response.status_code == 200 and "đã thu hồi" in response.text
-    keys = requests.get(
+    keys = demo.http.get(
         f"{demo.url}/api/v1/keys", headers={"Authorization": f"Bearer {secret}"}, timeout=10
     )
     assert_problem(keys, 401, "invalid-token")
@@ -185,7 +192,7 @@ def test_sign_through_the_form_endpoints(demo: Demo, tmp_path: Path) -> None:
     download = officer.get(f"{demo.url}{sealed['download']}", timeout=30)
     assert download.headers["Content-Type"] == "application/pdf"
     assert "attachment" in download.headers["Content-Disposition"]
-    report = requests.post(
+    report = demo.http.post(
         f"{demo.url}/api/v1/verify", files={"file": ("s.pdf", download.content)}, timeout=60
     ).json()
     assert report["passed"] and len(report["signatures"]) == 2
@@ -220,7 +227,7 @@ def test_uploads_that_are_not_pdfs(demo: Demo) -> None:
 
 def sign_through_api(demo: Demo, kind: str, name: str, content: bytes, key: str) -> bytes:
     """``content`` signed by ``POST /api/v1/sign/{kind}`` with the demo token."""
-    response = requests.post(
+    response = demo.http.post(
         f"{demo.url}/api/v1/sign/{kind}", headers=demo.auth, timeout=60,
         files={"file": (name, content)}, data={"key": key},
     )  # fmt: skip

@@ -22,6 +22,13 @@ from .conftest import PASSPHRASE, Demo, KysoEnv
 from .test_web_forms import add_account
 from .webtools import csrf_from
 
+
+@pytest.fixture(scope="session")
+def demo(app_demo: Demo) -> Demo:
+    """This module's HTTP tests run against the app in process (conftest's ``app_demo``)."""
+    return app_demo
+
+
 HOSTILE_NEXT = (
     "/\t/evil.example/",  # next=/%09/evil.example/: Python's and browsers' parsers drop the tab
     "//evil.example",
@@ -67,7 +74,7 @@ def post_login(session: requests.Session, demo: Demo, username: str, password: s
 
 @pytest.mark.parametrize("target", HOSTILE_NEXT)
 def test_login_never_redirects_off_the_site(demo: Demo, target: str) -> None:
-    response = post_login(requests.Session(), demo, "khoa", demo.password, next=target)
+    response = post_login(demo.session(), demo, "khoa", demo.password, next=target)
     location = assert_on_this_site(response, demo.url)
     assert location == "/verify"  # the auditor's home page, not a repaired target
 
@@ -76,16 +83,16 @@ def test_hostile_next_values_in_the_query_string(demo: Demo) -> None:
     raw = ("/%09/evil.example/", "//evil.example", "/%5C%5Cevil.example", "/%0d%0aSet-Cookie:x",
            "https://evil.example", "/%0aevil")  # fmt: skip
     for value in raw:
-        switched = requests.get(
+        switched = demo.http.get(
             f"{demo.url}/lang/en?next={value}", allow_redirects=False, timeout=10
         )
         assert assert_on_this_site(switched, demo.url) == "/", value
-        page = requests.get(f"{demo.url}/login?next={value}", timeout=10)
+        page = demo.http.get(f"{demo.url}/login?next={value}", timeout=10)
         assert page.status_code == 200 and 'name="next"' not in page.text, value
 
 
 def test_a_page_of_this_site_is_still_where_the_login_leads(demo: Demo) -> None:
-    session = requests.Session()
+    session = demo.session()
     stranger = session.get(f"{demo.url}/verify?x=1", allow_redirects=False, timeout=10)
     assert stranger.status_code == 302
     form = session.get(urljoin(demo.url, stranger.headers["Location"]), timeout=10).text
@@ -225,7 +232,7 @@ def test_proxy_settings_from_the_environment(monkeypatch, tmp_path) -> None:
 
 def browser(demo: Demo, username: str, password: str) -> requests.Session:
     """A browser logged in as ``username`` (its CSRF token sent with every request)."""
-    session = requests.Session()
+    session = demo.session()
     assert post_login(session, demo, username, password).status_code == 302
     session.headers["X-CSRF-Token"] = csrf_from(session.get(f"{demo.url}/verify", timeout=10).text)
     return session
@@ -233,7 +240,7 @@ def browser(demo: Demo, username: str, password: str) -> requests.Session:
 
 def replay(demo: Demo, cookie: str, csrf: str, method: str = "GET") -> requests.Response:
     """A request to /verify carrying a copy of a session cookie (and its CSRF token)."""
-    return requests.request(
+    return demo.http.request(
         method, f"{demo.url}/verify", cookies={"kyso_session": cookie},
         headers={"X-CSRF-Token": csrf, "Accept": "application/json"},
         allow_redirects=False, timeout=10,
@@ -262,7 +269,7 @@ def test_a_new_password_ends_every_session(demo: Demo) -> None:
     add_account(demo, "vinh", "auditor", "mat-khau-cua-vinh")
     old = browser(demo, "vinh", "mat-khau-cua-vinh")
     cookie, csrf = old.cookies["kyso_session"], old.headers["X-CSRF-Token"]
-    demo.env.kyso("accounts", "passwd", "vinh", "--password-stdin", input="mat-khau-moi-vinh\n")
+    demo.env.cli("accounts", "passwd", "vinh", "--password-stdin", input="mat-khau-moi-vinh\n")
     assert_logged_out(demo, cookie, csrf)
     assert old.get(f"{demo.url}/verify", allow_redirects=False, timeout=10).status_code == 302
     assert browser(demo, "vinh", "mat-khau-moi-vinh").get(f"{demo.url}/verify", timeout=10).ok

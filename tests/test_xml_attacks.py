@@ -437,6 +437,7 @@ def test_references_and_schema_locations_are_never_fetched(
     assert attempts(listener) == 0
 
 
+@pytest.mark.system
 def test_cli_verify_refuses_hostile_xml_with_exit_2(kyso_env: KysoEnv, tmp_path: Path) -> None:
     path = tmp_path / "xxe.xml"
     path.write_bytes(b'<!DOCTYPE a [<!ENTITY e SYSTEM "file:///etc/passwd">]><a>&e;</a>')
@@ -447,6 +448,7 @@ def test_cli_verify_refuses_hostile_xml_with_exit_2(kyso_env: KysoEnv, tmp_path:
     assert "root:" not in result.stdout + result.stderr
 
 
+@pytest.mark.system
 def test_cli_verify_reports_wrapping_as_total_failed(
     kyso_env: KysoEnv, signed_package: bytes, tmp_path: Path
 ) -> None:

@@ -17,6 +17,7 @@ from pyhanko.sign.timestamps import HTTPTimeStamper
 
 from certs.keystore import SigningKey, open_key
 from certs.truststore import load_certificates
+from certs.tsa import InProcessTimeStamper
 from signer import edxml, safexml, xml_signing
 from signer.errors import InvalidDocument, NoSignature, SigningFailed, UnsupportedFormat
 from signer.levels import Level
@@ -90,13 +91,17 @@ def demo_key(env: KysoEnv, name: str = SEAL) -> SigningKey:
 
 
 def sign(env: KysoEnv, data: bytes, name: str = SEAL, level: str = "B-B") -> bytes:
-    timestamper = HTTPTimeStamper(f"{env.url}/pki/tsa") if level == "B-T" else None
+    """Sign with a demo key; B-T asks the PKI's TSA in process (see KysoEnv.pki_services)."""
+    timestamper = InProcessTimeStamper(env.pki_services.tsa) if level == "B-T" else None
     with demo_key(env, name) as key:
         return xml_signing.sign_xml(data, key, level=Level(level), timestamper=timestamper)
 
 
 def policy(env: KysoEnv, offline: bool = False, **kwargs) -> ValidationPolicy:
-    return ValidationPolicy(tuple(load_certificates(env.root)), offline=offline, **kwargs)
+    """Trusting the demo root, with the PKI's OCSP and CRLs answered in process."""
+    return ValidationPolicy(
+        tuple(load_certificates(env.root)), offline=offline, local=env.pki_services.answer, **kwargs
+    )
 
 
 def verify(env: KysoEnv, data: bytes, offline: bool = False, **kwargs) -> Report:
@@ -112,9 +117,9 @@ def verify_document(env: KysoEnv, data: bytes, offline: bool = False) -> XmlVeri
 
 @pytest.mark.parametrize(("name", "level"), [(SEAL, "B-B"), (PERSON, "B-T")])
 def test_xmlsec1_and_kyso_accept_kyso_xades(
-    server: Server, tmp_path: Path, name: str, level: str
+    kyso_env: KysoEnv, tmp_path: Path, name: str, level: str
 ) -> None:
-    env = server.env
+    env = kyso_env
     signed = sign(env, edxml.build_package(sample_package()), name, level)
     path = tmp_path / "signed.xml"
     path.write_bytes(signed)
@@ -133,8 +138,8 @@ def test_xmlsec1_and_kyso_accept_kyso_xades(
     assert "hợp lệ" in signature.explanation_vi and "is valid" in signature.explanation_en
 
 
-def test_a_timestamp_taken_from_another_signature_is_ignored(server: Server) -> None:
-    env = server.env
+def test_a_timestamp_taken_from_another_signature_is_ignored(kyso_env: KysoEnv) -> None:
+    env = kyso_env
     first = sign(env, edxml.build_package(sample_package()), level="B-T")
     second = sign(env, b"<a>another document</a>", level="B-T")
     stamp = f"{XADES}EncapsulatedTimeStamp"
@@ -235,8 +240,8 @@ def test_verify_package_refuses_other_documents_and_reads_nothing_broken(
     assert broken.report.signatures[0].sub_indication is SubIndication.HASH_FAILURE
 
 
-def test_status_message_signed_and_verified(server: Server, tmp_path: Path) -> None:
-    env = server.env
+def test_status_message_signed_and_verified(kyso_env: KysoEnv, tmp_path: Path) -> None:
+    env = kyso_env
     status = sample_status(code=edxml.StatusCode.REFUSED, description="Gửi nhầm cơ quan")
     signed = sign(env, edxml.build_status(status), "seal-000.00.21.H41")
     root = etree.fromstring(signed)
@@ -256,21 +261,9 @@ def test_a_refusal_needs_a_reason() -> None:
         edxml.build_status(sample_status(code=edxml.StatusCode.REFUSED))
 
 
-def test_ecdsa_key_signs_xades_that_xmlsec1_verifies(server: Server, tmp_path: Path) -> None:
-    env = server.env
-    env.kyso(
-        "pki",
-        "issue",
-        "person",
-        "--agency",
-        "000.00.04.H41",
-        "--name",
-        "Hoàng Văn Em",
-        "--title",
-        "Phó Giám đốc",
-        "--key-type",
-        "p256",
-    )
+def test_ecdsa_key_signs_xades_that_xmlsec1_verifies(kyso_env: KysoEnv, tmp_path: Path) -> None:
+    env = kyso_env
+    env.issue_person("000.00.04.H41", "Hoàng Văn Em", "Phó Giám đốc", key_type="p256")
     signed = sign(env, edxml.build_package(sample_package()), "person-hoang-van-em", "B-T")
     method = etree.fromstring(signed).find(f".//{DS}SignatureMethod").get("Algorithm")
     assert method.endswith("#ecdsa-sha256")
@@ -282,11 +275,9 @@ def test_ecdsa_key_signs_xades_that_xmlsec1_verifies(server: Server, tmp_path: P
     assert report.signatures[0].level == "B-T"
 
 
-def test_revoked_signer_is_total_failed_revoked(server: Server) -> None:
-    env = server.env
-    issued = env.kyso("pki", "issue", "person", "--agency", "000.00.04.H41", "--name", "Đỗ Thị Lan")
-    serial = issued.stdout.split()[1]
-    env.kyso("pki", "revoke", serial, "--reason", "keyCompromise")
+def test_revoked_signer_is_total_failed_revoked(kyso_env: KysoEnv) -> None:
+    env = kyso_env
+    env.revoke(env.issue_person("000.00.04.H41", "Đỗ Thị Lan"), "keyCompromise")
     signed = sign(env, edxml.build_package(sample_package()), "person-do-thi-lan")
     [signature] = verify(env, signed).signatures
     assert signature.indication is Indication.TOTAL_FAILED, signature.details
@@ -295,8 +286,8 @@ def test_revoked_signer_is_total_failed_revoked(server: Server) -> None:
     assert "thu hồi" in signature.explanation_vi
 
 
-def test_untrusted_root_is_indeterminate_no_chain(server: Server, tmp_path: Path) -> None:
-    env = server.env
+def test_untrusted_root_is_indeterminate_no_chain(kyso_env: KysoEnv, tmp_path: Path) -> None:
+    env = kyso_env
     signed = sign(env, edxml.build_package(sample_package()))
     stranger = tmp_path / "stranger.pem"
     subprocess.run(
@@ -400,8 +391,8 @@ def test_tsa_down_is_a_clear_signing_error(kyso_env: KysoEnv) -> None:
         xml_signing.sign_xml(b"<a>b</a>", key, level=Level.B_T, timestamper=dead)
 
 
-def test_any_xml_document_can_be_signed(server: Server, tmp_path: Path) -> None:
-    env = server.env
+def test_any_xml_document_can_be_signed(kyso_env: KysoEnv, tmp_path: Path) -> None:
+    env = kyso_env
     document = '<?xml version="1.0"?><BienBan xmlns="urn:kyso:test"><Noi>Vinh</Noi></BienBan>'
     signed = sign(env, document.encode())
     path = tmp_path / "any.xml"
@@ -417,6 +408,7 @@ def test_any_xml_document_can_be_signed(server: Server, tmp_path: Path) -> None:
 # --- The command line --------------------------------------------------------------------------
 
 
+@pytest.mark.system
 def test_cli_sign_xml_then_kyso_verify(server: Server, tmp_path: Path) -> None:
     env = server.env
     source = tmp_path / "goi-tin.xml"
@@ -444,6 +436,7 @@ def test_cli_sign_xml_then_kyso_verify(server: Server, tmp_path: Path) -> None:
     assert data["signatures"][0]["sub_indication"] == "HASH_FAILURE"
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -473,6 +466,7 @@ def test_cli_sign_xml_bad_input_exits_2(
     assert not output.exists()
 
 
+@pytest.mark.system
 def test_cli_sign_xml_bad_options_exit_2(kyso_env: KysoEnv, tmp_path: Path) -> None:
     source = tmp_path / "in.xml"
     source.write_bytes(b"<a/>")
@@ -488,6 +482,7 @@ def test_cli_sign_xml_bad_options_exit_2(kyso_env: KysoEnv, tmp_path: Path) -> N
     assert bad_ref.returncode == 2 and "unknown key reference" in bad_ref.stderr
 
 
+@pytest.mark.system
 def test_cli_verify_unsigned_or_unknown_algorithm_exits_2(
     kyso_env: KysoEnv, tmp_path: Path
 ) -> None:

@@ -19,7 +19,7 @@ def csrf_from(html: str) -> str:
 
 def login(demo: Demo, username: str, password: str | None = None) -> requests.Session:
     """A session logged in as ``username``, sending its CSRF token with every request."""
-    session = requests.Session()
+    session = demo.session()
     page = session.get(f"{demo.url}/login", timeout=10)
     response = session.post(
         f"{demo.url}/login",
@@ -46,8 +46,20 @@ def assert_problem(response: requests.Response, status: int, code: str) -> dict:
     return body
 
 
-def create_token(env: KysoEnv, agency: str, *keys: str, rate: int = 120) -> tuple[str, str]:
-    """(token id, secret) made by `kyso tokens create`."""
+def create_token(
+    env: KysoEnv, agency: str, *keys: str, rate: int = 120, cli: bool = False
+) -> tuple[str, str]:
+    """(token id, secret) made as `kyso tokens create` makes it: in process, or by the command
+    itself (``cli``, a system test)."""
+    if not cli:
+        from kyso.tokens import check_token_keys
+
+        env.services.agencies.get(agency)  # an unknown agency is refused, as by the CLI
+        identities = env.services.identities
+        refs = tuple(identities.resolve(key) for key in keys)
+        check_token_keys(identities, agency, list(refs))
+        token, secret = env.services.tokens.create(agency, refs, "test", rate)
+        return token.id, secret
     args = ["tokens", "create", "--agency", agency, "--rate", str(rate), "--name", "test"]
     for key in keys:
         args += ["--key", key]

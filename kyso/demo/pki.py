@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from certs.agencies import person_name, person_subject, seal_name, seal_subject
+from certs.layout import ISSUING_CA
 from certs.names import SubjectSpec
 from certs.pki import Issued, Pki
 from certs.profiles import Profile
@@ -45,17 +46,22 @@ def create_demo_pki(
         store,
         SubjectSpec(common_name="Kyso", organization=root.name, province=root.province),
     )
+    issuing = pki.authority(ISSUING_CA, passphrase)  # opened once for every certificate below
     identities = []
     for agency in directory:
         progress(f"seal of {agency.name} ({agency.code})")
-        issued = pki.issue(Profile.SEAL, seal_subject(agency), passphrase, name=seal_name(agency))
+        issued = pki.issue(
+            Profile.SEAL, seal_subject(agency), passphrase, name=seal_name(agency), issuing=issuing
+        )
         image = draw_seal(agency.name, pki.layout.image(seal_name(agency)))
         identities.append(DemoIdentity(agency.name, issued, image))
     for officer in directory.officers:
         agency = directory.get(officer.agency)
         progress(f"personal certificate of {officer.name}")
         subject = person_subject(officer, agency)
-        issued = pki.issue(Profile.PERSON, subject, passphrase, name=person_name(officer))
+        issued = pki.issue(
+            Profile.PERSON, subject, passphrase, name=person_name(officer), issuing=issuing
+        )
         image = draw_signature(officer.name, pki.layout.image(person_name(officer)))
         identities.append(DemoIdentity(f"{officer.name}, {officer.title}", issued, image))
     return identities
