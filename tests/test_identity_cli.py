@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from .conftest import KysoEnv
+
+pytestmark = pytest.mark.system  # every test runs `kyso` in a subprocess
 
 PROVINCE = "000.00.00.H41"
 SEAL = f"seal-{PROVINCE}"
