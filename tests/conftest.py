@@ -189,14 +189,14 @@ class Server:
 def start_server(env: KysoEnv, *options: str, timeout: float = 30) -> subprocess.Popen:
     """`kyso serve` with ``options``, in a process group of its own (with ``--workers``, a
     crash test kills the whole group, as a power cut would)."""
-    log = open(env.data / f"server-{env.port}.log", "ab")  # noqa: SIM115 - lives with the process
-    process = subprocess.Popen(
-        [KYSO, "serve", "--port", str(env.port), *options],
-        env=env.env,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
+    with open(env.data / f"server-{env.port}.log", "ab") as log:  # the child keeps its copy
+        process = subprocess.Popen(
+            [KYSO, "serve", "--port", str(env.port), *options],
+            env=env.env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
