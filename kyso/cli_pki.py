@@ -68,6 +68,10 @@ def pki_init(
     ]
     print_rows(("identity", "serial", "key reference", "image"), rows, f"Demo PKI in {target}")
     console.print(f"{len(agencies)} agencies loaded; CRL, OCSP and TSA served under {base_url}/pki")
+    if directory is None:  # the PKI of the settings: its CA is trusted like any other
+        from .cli_trust import trust_local_pki
+
+        trust_local_pki(obj)
 
 
 @pki.group("issue", cls=KysoGroup)

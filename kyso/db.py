@@ -27,6 +27,7 @@ from alembic.script import ScriptDirectory
 # Importing a store puts its tables on the one metadata.
 import exchange.store  # noqa: F401
 from certs import store as certs_store
+from certs import trust_anchors  # noqa: F401
 from directory.db import metadata
 from directory.store import AgencyStore
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from certs.pki import Pki
     from certs.services import PkiServices
     from certs.store import CertificateStore
+    from certs.trust_anchors import TrustAnchorStore
     from directory.store import AgencyStore
     from exchange.audit import AuditLog
     from exchange.auth import Authenticator
@@ -112,6 +113,13 @@ class Root:
         from certs.store import CertificateStore
 
         return CertificateStore(self.engine)
+
+    @functools.cached_property
+    def trust_anchors(self) -> TrustAnchorStore:
+        """The CAs Kyso trusts (``kyso trust``); verifiers take its ``trust_set()``."""
+        from certs.trust_anchors import TrustAnchorStore
+
+        return TrustAnchorStore(self.engine)
 
     @functools.cached_property
     def agencies(self) -> AgencyStore:

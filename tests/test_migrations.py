@@ -19,6 +19,7 @@ from kyso.db import (
     make_engine,
     migrations_config,
     new_revision,
+    next_revision_id,
     schema_differences,
     upgrade,
 )
@@ -139,11 +140,14 @@ def test_the_next_migration_is_generated_from_the_tables(tmp_path: Path) -> None
     tables = _with_agency_websites()
     scratch = make_engine(f"sqlite:///{tmp_path / 'scratch.sqlite'}")
 
+    versions = sorted((migrations / "versions").glob("*.py"))
+    head, following = versions[-1].name[:4], next_revision_id(versions)
     path = new_revision("agency websites", scratch, migrations=migrations, tables=tables)
 
-    assert path == migrations / "versions" / "0006_agency_websites.py"
+    assert path == migrations / "versions" / f"{following}_agency_websites.py"
+    assert int(following) == int(head) + 1
     source = path.read_text()
-    assert 'down_revision = "0005"' in source
+    assert f'down_revision = "{head}"' in source
     assert 'op.f("agencies_website_key")' in source
     assert 'op.f("ix_agency_notes_agency")' in source
     upgrade(data, migrations)  # rebuilds agencies on SQLite, which other rows refer to
@@ -153,7 +157,9 @@ def test_the_next_migration_is_generated_from_the_tables(tmp_path: Path) -> None
     assert len(AgencyStore(data).directory()) == loaded
     again = make_engine(f"sqlite:///{tmp_path / 'again.sqlite'}")
     assert new_revision("nothing", again, migrations=migrations, tables=tables) is None
-    assert sorted(p.name for p in (migrations / "versions").glob("000[67]*")) == [path.name]
+    assert sorted(p.name for p in (migrations / "versions").glob("*.py"))[len(versions) :] == [
+        path.name
+    ]
 
 
 def test_kyso_db_revision_writes_nothing_when_the_migrations_build_the_tables(
