@@ -14,6 +14,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -108,3 +110,14 @@ def check_revocation(
     if unknown is not None:
         return RevocationUnknown(unknown)
     return RevocationUnavailable(tuple(problems))
+
+
+def check_path(
+    path: Sequence[x509.Certificate], fetcher: RevocationFetcher
+) -> tuple[RevocationResult, ...]:
+    """:func:`check_revocation` of each certificate of a validated ``path`` (the signer's first,
+    then its issuer, up to the trust anchor, which is not checked: nothing is above it)."""
+    return tuple(
+        check_revocation(certificate, issuer, fetcher)
+        for certificate, issuer in itertools.pairwise(path)
+    )

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from certs.pki import Pki
+    from certs.revocation_fetch import RevocationFetcher
     from certs.services import PkiServices
     from certs.store import CertificateStore
     from certs.trust_anchors import TrustAnchorStore
@@ -120,6 +121,14 @@ class Root:
         from certs.trust_anchors import TrustAnchorStore
 
         return TrustAnchorStore(self.engine)
+
+    @functools.cached_property
+    def revocation_fetcher(self) -> RevocationFetcher:
+        """Online OCSP and CRLs for foreign certificates, through KYSO_REVOCATION_ALLOW; one
+        per process, for its cache and its per-host bounds."""
+        from certs.revocation_fetch import RevocationFetcher
+
+        return RevocationFetcher(self.settings.revocation_allow)
 
     @functools.cached_property
     def agencies(self) -> AgencyStore:

@@ -210,9 +210,10 @@ class ForeignCA:
 
     # -- the servers ---------------------------------------------------------------------------
 
-    def start_ocsp(self, next_update_minutes: int | None = 60) -> None:
+    def start_ocsp(self, next_update_minutes: int | None = 60, signer: str = "ocsp") -> None:
         """Run ``openssl ocsp`` as the responder (answers with nextUpdate ``next_update_minutes``
-        after thisUpdate; None: answers without nextUpdate)."""
+        after thisUpdate; None: answers without nextUpdate), signing with the certificate and
+        key ``signer`` (the delegated responder's; ``issuing``: the CA's own)."""
         self.stop_ocsp()
         validity = ["-nmin", str(next_update_minutes)] if next_update_minutes else []
         log = self.directory / "ocsp.log"
@@ -221,7 +222,7 @@ class ForeignCA:
             self._ocsp = subprocess.Popen(
                 [
                     "openssl", "ocsp", "-index", "index.txt", "-port", str(self.ocsp_port),
-                    "-rsigner", "ocsp.pem", "-rkey", "ocsp.key", "-CA", "issuing.pem",
+                    "-rsigner", f"{signer}.pem", "-rkey", f"{signer}.key", "-CA", "issuing.pem",
                     "-ignore_err", *validity,
                 ],
                 cwd=self.directory,
@@ -238,8 +239,8 @@ class ForeignCA:
             self._ocsp.wait(10)
             self._ocsp = None
 
-    def restart_ocsp(self, next_update_minutes: int | None = 60) -> None:
-        self.start_ocsp(next_update_minutes)
+    def restart_ocsp(self, next_update_minutes: int | None = 60, signer: str = "ocsp") -> None:
+        self.start_ocsp(next_update_minutes, signer)
 
     def start_crl(self) -> None:
         """Serve the CA's directory (so its CRL) over HTTP, in a thread."""

@@ -27,12 +27,14 @@ from certs.revocation_check import (
     RevocationRevoked,
     RevocationUnavailable,
     RevocationUnknown,
+    check_path,
     check_revocation,
 )
 from certs.revocation_evidence import InvalidEvidence, verify_crl
 from certs.revocation_fetch import FetchBounds, FetchFailed, HostSlots, RevocationFetcher
 from certs.truststore import TrustSet
 from kyso.config import Settings
+from kyso.errors import InvalidRequest
 
 from .foreignca import ForeignCA, foreign_ca
 
@@ -162,6 +164,22 @@ def test_an_ocsp_answer_from_another_ca_is_not_relied_on(ca: ForeignCA, tmp_path
     assert isinstance(result, RevocationUnavailable), result
 
 
+def test_the_ca_may_answer_for_itself(ca: ForeignCA) -> None:
+    ca.restart_ocsp(signer="issuing")
+    result = check(ca)
+    assert isinstance(result, RevocationGood) and result.source == "ocsp", result
+
+
+def test_an_ocsp_answer_signed_by_a_key_not_delegated_is_not_relied_on(ca: ForeignCA) -> None:
+    """Alice's certificate is issued by the CA but not for OCSP signing (no id-kp-OCSPSigning):
+    her answers about herself, even "good", are not evidence."""
+    ca.restart_ocsp(signer="alice")
+    ca.stop_crl()
+    result = check(ca)
+    assert isinstance(result, RevocationUnavailable), result
+    assert "signed neither by the CA nor by its responder" in result.problems[0]
+
+
 def test_answers_larger_than_the_bound_are_refused(ca: ForeignCA) -> None:
     ca.stop_ocsp()
     result = check(ca, fetcher(max_crl_bytes=64))
@@ -172,6 +190,11 @@ def test_answers_larger_than_the_bound_are_refused(ca: ForeignCA) -> None:
 def test_a_certificate_without_sources_is_unknown(ca: ForeignCA) -> None:
     result = check_revocation(ca.issuing, ca.root, fetcher())
     assert isinstance(result, RevocationUnknown) and "names no OCSP" in result.detail
+
+
+def test_each_certificate_of_a_path_is_checked_but_the_anchor(ca: ForeignCA) -> None:
+    leaf, issuing = check_path([ca.certificate("alice"), ca.issuing, ca.root], fetcher())
+    assert isinstance(leaf, RevocationGood) and isinstance(issuing, RevocationUnknown)
 
 
 def test_fetches_to_one_host_are_bounded() -> None:
@@ -227,6 +250,12 @@ def test_metadata_and_link_local_urls_are_refused_unless_allowed(url: str) -> No
     if "169.254.169.254" in url:
         with pytest.raises(EgressRefused, match="metadata"):
             check_destination(wide, url)  # a metadata address must be listed by itself
+
+
+def test_a_malformed_revocation_allow_list_stops_the_start() -> None:
+    with pytest.raises(InvalidRequest, match="KYSO_REVOCATION_ALLOW"):
+        policy({"KYSO_REVOCATION_ALLOW": "*, 10.1.2.3/8"})
+    assert policy({}) == EgressPolicy(any_name=True)  # unset: any name, no special address
 
 
 def test_the_any_name_entry_still_checks_addresses() -> None:
