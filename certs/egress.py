@@ -8,8 +8,9 @@ the server can reach — its own loopback services, the cloud metadata service a
 An :class:`EgressPolicy` is what an administrator allows, and nothing else is allowed:
 
 * **host names**, exact (``push.soyte.nghean.gov.vn``) or by suffix (``*.nghean.gov.vn``: any
-  name below it, at any depth, not the name itself), or every name (``*``: for the OCSP and CRL
-  addresses in certificates, which no administrator can list in advance). A name must be
+  name below it, at any depth, not the name itself), or, where the caller allows it, every name
+  (``*``: for the OCSP and CRL addresses in certificates, which no administrator can list in
+  advance). A name must be
   listed; then each of the addresses it resolves to must be an ordinary Internet address, or
   lie in a listed network.
 * **networks** (CIDR; an address is a network of one). A URL whose host is an IP address is
@@ -165,9 +166,12 @@ class EgressPolicy:
     any_name: bool = False  # the entry "*": every host name (its addresses are still checked)
 
     @classmethod
-    def parse(cls, entries: str | Iterable[str]) -> EgressPolicy:
-        """The policy of ``"push.example.vn, *.gov.vn, 10.20.0.0/16, [::1]"`` (commas or spaces;
-        ``"*"`` allows every host name whose addresses are ordinary Internet addresses).
+    def parse(cls, entries: str | Iterable[str], any_name: bool = False) -> EgressPolicy:
+        """The policy of ``"push.example.vn, *.gov.vn, 10.20.0.0/16, [::1]"`` (commas or spaces).
+
+        With ``any_name`` the entry ``"*"`` is accepted too: every host name whose addresses
+        are ordinary Internet addresses (for certificates' OCSP and CRL URLs; a push endpoint's
+        host must be listed, so there it stays an error).
 
         Raises :class:`InvalidEgressRule` for an entry that is none of the three, or a network
         with host bits set (``10.1.2.3/8``: did the administrator mean 10.0.0.0/8?).
@@ -177,18 +181,18 @@ class EgressPolicy:
         hosts: set[str] = set()
         suffixes: list[str] = []
         networks: list[IPNetwork] = []
-        any_name = False
+        every_name = False
         for entry in entries:
             network = _network(entry)
-            if entry == "*":
-                any_name = True
+            if entry == "*" and any_name:
+                every_name = True
             elif network is not None:
                 networks.append(network)
             elif entry.startswith("*."):
                 suffixes.append("." + _rule_name(entry[2:], entry))
             else:
                 hosts.add(_rule_name(entry, entry))
-        return cls(frozenset(hosts), tuple(suffixes), tuple(networks), any_name)
+        return cls(frozenset(hosts), tuple(suffixes), tuple(networks), every_name)
 
     def permits_name(self, name: str) -> bool:
         """Whether the host name (in :func:`normal_name` form) is listed, exactly or by suffix."""

@@ -113,10 +113,13 @@ def _at_least_one(env: Mapping[str, str], name: str, default: int) -> int:
     return parsed
 
 
-def _egress(env: Mapping[str, str], name: str, default: str = "") -> EgressPolicy:
-    """An allow-list setting; a malformed entry stops the start (it must not widen or vanish)."""
+def _egress(
+    env: Mapping[str, str], name: str, default: str = "", any_name: bool = False
+) -> EgressPolicy:
+    """An allow-list setting; a malformed entry stops the start (it must not widen or vanish).
+    ``any_name``: the entry ``*`` (every host name) is allowed."""
     try:
-        return EgressPolicy.parse(env.get(name, default))
+        return EgressPolicy.parse(env.get(name, default), any_name=any_name)
     except InvalidEgressRule as exc:
         raise InvalidRequest(f"{name}: {exc}") from None
 
@@ -235,7 +238,7 @@ class Settings:
             max_upload_mb=_int(env, "KYSO_MAX_UPLOAD_MB", 110),
             verify_rate_per_minute=_int(env, "KYSO_VERIFY_RATE", 300),
             push_allow=_egress(env, "KYSO_PUSH_ALLOW"),
-            revocation_allow=_egress(env, "KYSO_REVOCATION_ALLOW", "*"),
+            revocation_allow=_egress(env, "KYSO_REVOCATION_ALLOW", "*", any_name=True),
             login_address_limit=_int(env, "KYSO_LOGIN_ADDRESS_LIMIT", 50),
             client_address_header=_text(env, "KYSO_CLIENT_ADDRESS_HEADER"),
             trusted_proxies=networks("KYSO_TRUSTED_PROXIES", env.get("KYSO_TRUSTED_PROXIES"))

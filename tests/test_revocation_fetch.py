@@ -20,7 +20,7 @@ from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import RevokedError
 
 from certs.aio import run_sync
-from certs.egress import EgressPolicy, EgressRefused, check_destination
+from certs.egress import EgressPolicy, EgressRefused, InvalidEgressRule, check_destination
 from certs.revocation_certvalidator import KysoFetcherBackend
 from certs.revocation_check import (
     RevocationGood,
@@ -259,8 +259,12 @@ def test_a_malformed_revocation_allow_list_stops_the_start() -> None:
 
 
 def test_the_any_name_entry_still_checks_addresses() -> None:
-    anywhere = EgressPolicy.parse("*")
+    anywhere = EgressPolicy.parse("*", any_name=True)
     assert anywhere.permits_name("ocsp.vnpt-ca.vn") and anywhere.any_name
+    with pytest.raises(InvalidEgressRule):
+        EgressPolicy.parse("*")  # a push endpoint's host must be listed
+    with pytest.raises(InvalidRequest, match="KYSO_PUSH_ALLOW"):
+        Settings.load(data="var", env={"KYSO_PUSH_ALLOW": "*"})
     resolve = lambda host, port: [__import__("ipaddress").ip_address("10.0.0.8")]  # noqa: E731
     with pytest.raises(EgressRefused, match="private"):
         check_destination(anywhere, "http://ocsp.internal.vn/", resolve)
