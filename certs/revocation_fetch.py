@@ -64,7 +64,8 @@ class FetchBounds:
     max_ocsp_bytes: int = 64 * 1024
     max_crl_bytes: int = 16 * 1024 * 1024
     per_host: int = 4  # fetches to one host at the same time
-    cache_entries: int = 4096
+    ocsp_cache_entries: int = 4096
+    crl_cache_bytes: int = 256 * 1024 * 1024
     freshness: Freshness = field(default_factory=Freshness)
 
 
@@ -88,12 +89,14 @@ class FetchedCrl:
 
 
 class ValidityCache(Generic[V]):
-    """Values kept until a moment (their nextUpdate); at most ``size``, oldest dropped first.
+    """Values kept until a moment (their nextUpdate), within a ``capacity`` measured by
+    ``weigh`` (one per entry unless told: a CRL weighs its bytes); the oldest go first.
     Thread-safe."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._entries: OrderedDict[object, tuple[V, dt.datetime]] = OrderedDict()
+    def __init__(self, capacity: int, weigh: Callable[[V], int] = lambda _value: 1) -> None:
+        self.capacity, self.weigh = capacity, weigh
+        self._entries: OrderedDict[object, tuple[V, dt.datetime, int]] = OrderedDict()
+        self._load = 0
         self._lock = threading.Lock()
 
     def get(self, key: object, now: dt.datetime) -> V | None:
@@ -102,19 +105,25 @@ class ValidityCache(Generic[V]):
             if entry is None:
                 return None
             if now >= entry[1]:
-                del self._entries[key]
+                self._drop(key)
                 return None
             return entry[0]
 
     def put(self, key: object, value: V, until: dt.datetime | None) -> None:
         """Keep ``value`` until ``until``; with no ``until`` (no nextUpdate), keep nothing."""
-        if until is None:
+        weight = self.weigh(value)
+        if until is None or weight > self.capacity:
             return
         with self._lock:
-            self._entries[key] = (value, until)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+            if key in self._entries:
+                self._drop(key)
+            self._entries[key] = (value, until, weight)
+            self._load += weight
+            while self._load > self.capacity:
+                self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: object) -> None:
+        self._load -= self._entries.pop(key)[2]
 
     def __len__(self) -> int:
         with self._lock:
@@ -122,23 +131,35 @@ class ValidityCache(Generic[V]):
 
 
 class HostSlots:
-    """At most ``per_host`` fetches to one host at a time; a caller waits at most ``timeout``."""
+    """At most ``per_host`` fetches to one host at a time; a caller waits at most ``timeout``.
+    Only hosts with fetches under way are remembered (their names come from certificates)."""
 
     def __init__(self, per_host: int, timeout: float) -> None:
         self.per_host, self.timeout = per_host, timeout
-        self._slots: dict[str, threading.BoundedSemaphore] = {}
-        self._lock = threading.Lock()
+        self._busy: dict[str, int] = {}
+        self._changed = threading.Condition()
 
     @contextmanager
     def hold(self, host: str) -> Iterator[None]:
-        with self._lock:
-            slot = self._slots.setdefault(host, threading.BoundedSemaphore(self.per_host))
-        if not slot.acquire(timeout=self.timeout):
-            raise FetchFailed(f"{host}: {self.per_host} fetches already under way")
+        with self._changed:
+            if not self._changed.wait_for(
+                lambda: self._busy.get(host, 0) < self.per_host, self.timeout
+            ):
+                raise FetchFailed(f"{host}: {self.per_host} fetches already under way")
+            self._busy[host] = self._busy.get(host, 0) + 1
         try:
             yield
         finally:
-            slot.release()
+            with self._changed:
+                self._busy[host] -= 1
+                if not self._busy[host]:
+                    del self._busy[host]
+                self._changed.notify_all()
+
+    def busy(self) -> dict[str, int]:
+        """The hosts with fetches under way, and how many."""
+        with self._changed:
+            return dict(self._busy)
 
 
 def ocsp_urls(certificate: x509.Certificate) -> list[str]:
@@ -187,8 +208,10 @@ class RevocationFetcher:
     ) -> None:
         self.policy, self.bounds, self.resolver, self.clock = policy, bounds, resolver, clock
         self.slots = HostSlots(bounds.per_host, bounds.timeout)
-        self.ocsp_cache: ValidityCache[FetchedOcsp] = ValidityCache(bounds.cache_entries)
-        self.crl_cache: ValidityCache[FetchedCrl] = ValidityCache(bounds.cache_entries)
+        self.ocsp_cache: ValidityCache[FetchedOcsp] = ValidityCache(bounds.ocsp_cache_entries)
+        self.crl_cache: ValidityCache[FetchedCrl] = ValidityCache(
+            bounds.crl_cache_bytes, lambda fetched: len(fetched.der)
+        )
 
     def get(self, url: str, limit: int, body: bytes | None = None, kind: str = "") -> bytes:
         """The body of a 200 answer to GET (or POST of ``body``) at ``url``, within the bounds.

@@ -248,7 +248,7 @@ class ForeignCA:
             return
         handler = functools.partial(_QuietHandler, directory=str(self.directory))
         self._crl = http.server.ThreadingHTTPServer((HOST, self.crl_port), handler)
-        threading.Thread(target=self._crl.serve_forever, daemon=True).start()
+        threading.Thread(target=self._crl.serve_forever, args=(0.05,), daemon=True).start()
 
     def stop_crl(self) -> None:
         if self._crl is not None:

@@ -31,7 +31,13 @@ from certs.revocation_check import (
     check_revocation,
 )
 from certs.revocation_evidence import InvalidEvidence, verify_crl
-from certs.revocation_fetch import FetchBounds, FetchFailed, HostSlots, RevocationFetcher
+from certs.revocation_fetch import (
+    FetchBounds,
+    FetchFailed,
+    HostSlots,
+    RevocationFetcher,
+    ValidityCache,
+)
 from certs.truststore import TrustSet
 from kyso.config import Settings
 from kyso.errors import InvalidRequest
@@ -224,9 +230,22 @@ def test_fetches_run_concurrently_up_to_the_bound() -> None:
     for t in threads:
         t.start()
     inside.wait(5)  # both hold a slot at once
+    assert slots.busy() == {"ocsp.ca.vn": 2}
     release.set()
     for t in threads:
         t.join(5)
+    assert slots.busy() == {}  # an idle host is forgotten
+
+
+def test_the_cache_keeps_within_its_capacity_and_validity() -> None:
+    now = dt.datetime.now(dt.UTC)
+    cache: ValidityCache[bytes] = ValidityCache(10, len)
+    cache.put("a", b"12345", now + dt.timedelta(hours=1))
+    cache.put("b", b"123456", now + dt.timedelta(hours=1))  # over 10 bytes: "a" goes
+    cache.put("c", b"x" * 11, now + dt.timedelta(hours=1))  # larger than the whole cache
+    cache.put("d", b"1", None)  # no nextUpdate
+    assert [cache.get(k, now) for k in "abcd"] == [None, b"123456", None, None]
+    assert cache.get("b", now + dt.timedelta(hours=1)) is None and len(cache) == 0
 
 
 # --- The egress policy ---------------------------------------------------------------------------
