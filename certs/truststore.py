@@ -123,6 +123,25 @@ class TrustSet:
             return anchor.certificate
         return None
 
+    def anchor_path(
+        self, certificate: x509.Certificate, max_depth: int = 8
+    ) -> tuple[TrustAnchor, ...] | None:
+        """The entries from ``certificate``'s issuer up to a root, each one's key verifying
+        the one below; None if no such path exists. How a report names the CA; it is no
+        validation (validity, key usage, name constraints: pyHanko's path validation does)."""
+        path: list[TrustAnchor] = []
+        current = certificate
+        while len(path) < max_depth:
+            issuer = self.issuer_of(current)
+            anchor = self.named(issuer) if issuer is not None else None
+            if anchor is None or anchor in path:
+                return None
+            path.append(anchor)
+            if anchor.role is AnchorRole.ROOT:
+                return tuple(path)
+            current = anchor.certificate
+        return None
+
     @classmethod
     def of(cls, certificates: Iterable[x509.Certificate], source: str = "") -> TrustSet:
         """Certificates with their default roles, named ``source#N`` (a ``--trust`` folder)."""

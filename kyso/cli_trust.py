@@ -7,6 +7,7 @@ with the certificate's fingerprint and subject), in the same way as credential c
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -153,3 +154,44 @@ def trust_remove(obj: Context, name: str) -> None:
     stored = obj.root.trust_anchors.remove(name)
     _audit(obj, "trust-anchor-removed", stored)
     console.print(f"{name} is no longer trusted")
+
+
+@trust.command("check")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_context
+def trust_check(obj: Context, file: Path) -> None:
+    """Name the trusted CA that issued the certificate in FILE and check its revocation online
+    (exit 1 unless trusted and not revoked)."""
+    from certs.revocation_check import RevocationGood, check_path
+    from certs.truststore import load_one_certificate
+
+    certificate = load_one_certificate(file)
+    console.print(f"{file.name}: {certificate.subject.rfc4514_string()}")
+    path = obj.root.trust_anchors.trust_set().anchor_path(certificate)
+    if path is None:
+        console.print("  no chain to a CA in the trust store: not trusted")
+        sys.exit(1)
+    console.print("  issued under " + " ← ".join(f"{a.name} ({a.role.value})" for a in path))
+    chain = [certificate, *(a.certificate for a in path)]
+    results = check_path(chain, obj.root.revocation_fetcher)
+    for cert, result in zip(chain, results, strict=False):
+        console.print(f"  {cert.subject.rfc4514_string()}: {_revocation_text(result)}")
+    sys.exit(0 if isinstance(results[0], RevocationGood) else 1)
+
+
+def _revocation_text(result: object) -> str:
+    from certs.revocation_check import (
+        RevocationGood,
+        RevocationRevoked,
+        RevocationUnavailable,
+        RevocationUnknown,
+    )
+
+    if isinstance(result, RevocationGood):
+        return f"good ({result.source} {result.url})"
+    if isinstance(result, RevocationRevoked):
+        return f"REVOKED at {result.revoked_at:%Y-%m-%d %H:%M} ({result.reason or 'no reason'})"
+    if isinstance(result, RevocationUnknown):
+        return f"unknown: {result.detail}"
+    assert isinstance(result, RevocationUnavailable)
+    return "unavailable: " + "; ".join(result.problems)

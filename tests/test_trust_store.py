@@ -25,7 +25,7 @@ from exchange.store import ExchangeStore
 from kyso.db import make_engine, upgrade
 
 from .conftest import KysoEnv, free_port
-from .foreignca import ForeignCA
+from .foreignca import ForeignCA, foreign_ca
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,11 @@ def test_roles_come_from_the_certificates(ca: ForeignCA, engine: sa.Engine) -> N
     assert trusted.issuer_of(ca.certificate("alice")) == ca.issuing
     assert trusted.named(ca.issuing).name == "foreign-issuing"  # type: ignore[union-attr]
     assert trusted.named(ca.certificate("alice")) is None
+    path = trusted.anchor_path(ca.certificate("alice"))
+    assert [a.name for a in path or ()] == ["foreign-issuing", "foreign-root"]
+    store.remove("foreign-issuing")  # the chain is broken: the root alone did not issue alice
+    assert store.trust_set().anchor_path(ca.certificate("alice")) is None
+    assert [a.name for a in store.trust_set().anchor_path(ca.issuing) or ()] == ["foreign-root"]
 
 
 def test_an_intermediate_can_be_made_an_anchor(ca: ForeignCA, engine: sa.Engine) -> None:
@@ -135,6 +140,29 @@ def test_kyso_trust_add_until_a_day(ca: ForeignCA, tmp_path: Path) -> None:
     env.kyso("trust", "add", "old-root", str(ca.directory / "root.pem"), "--until", "2020-01-01")
     row = env.kyso("trust", "list").stdout.splitlines()[1].split("\t")
     assert (row[0], row[4], row[5]) == ("old-root", "2020-01-01", "expired")
+
+
+def test_kyso_trust_check_names_the_ca_and_checks_revocation(tmp_path: Path) -> None:
+    env = KysoEnv(tmp_path / "data", free_port())
+    with foreign_ca(tmp_path / "live-ca", alice="Nguyen Van An") as live:
+        alice = str(live.directory / "alice.pem")
+        untrusted = env.kyso("trust", "check", alice, check=False)
+        assert untrusted.returncode == 1 and "not trusted" in untrusted.stdout
+        env.kyso("trust", "add", "foreign-root", str(live.directory / "root.pem"))
+        env.kyso("trust", "add", "foreign-issuing", str(live.directory / "issuing.pem"))
+
+        refused = env.kyso("trust", "check", alice, check=False)  # loopback: not allowed
+        assert refused.returncode == 1 and "refused by the egress policy" in refused.stdout
+        allowed = {**env.env, "KYSO_REVOCATION_ALLOW": "*, 127.0.0.0/8"}
+        good = env.kyso("trust", "check", alice, env=allowed)
+        assert "issued under foreign-issuing (intermediate) ← foreign-root (root)" in good.stdout
+        assert f"good (ocsp {live.ocsp_url})" in good.stdout
+
+        live.revoke("alice")
+        live.restart_ocsp()
+        revoked = env.kyso("trust", "check", alice, env=allowed, check=False)
+        assert revoked.returncode == 1 and "REVOKED at" in revoked.stdout
+        assert "key_compromise" in revoked.stdout
 
 
 def test_pki_init_trusts_kysos_own_ca_as_an_entry(kyso_env: KysoEnv) -> None:
