@@ -61,6 +61,7 @@ def pki_init(
             obj.root.certificates,
             agencies,
             progress=lambda step: status.update(f"Issuing: {step}"),
+            registry=obj.root.agency_certificates,
         )
     rows = [
         (i.label, serial_hex(i.issued.certificate.serial_number), i.issued.key_ref, str(i.image))

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from certs.services import PkiServices
     from certs.store import CertificateStore
     from certs.trust_anchors import TrustAnchorStore
+    from directory.certificates import CertificateRegistry
     from directory.store import AgencyStore
     from exchange.audit import AuditLog
     from exchange.auth import Authenticator
@@ -131,6 +132,13 @@ class Root:
         return RevocationFetcher(self.settings.revocation_allow)
 
     @functools.cached_property
+    def agency_certificates(self) -> CertificateRegistry:
+        """Which certificates are which agency's (``kyso directory certificate``)."""
+        from directory.certificates import CertificateRegistry
+
+        return CertificateRegistry(self.engine)
+
+    @functools.cached_property
     def agencies(self) -> AgencyStore:
         from directory.store import AgencyStore
 
@@ -173,7 +181,7 @@ class Root:
         from certs.layout import PkiLayout
         from certs.pki import Pki
 
-        return Pki(PkiLayout(directory), self.certificates)
+        return Pki(PkiLayout(directory), self.certificates, self.agency_certificates)
 
     @functools.cached_property
     def pki_services(self) -> PkiServices:
