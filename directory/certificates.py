@@ -4,8 +4,9 @@ A registration ties certificates to one agency, in one of two ways:
 
 - **by fingerprint**: exactly one certificate (SHA-256 of its DER), whoever issued it;
 - **by issuer and subject attributes**: every certificate whose issuer is the registered CA's
-  name and whose subject carries all the registered attributes (for instance
-  ``UID=MST:0101234567``), so a renewed certificate of the same CA still matches.
+  name, whose authority key identifier is the registered certificate's (two CAs may share a
+  name; they do not share a key), and whose subject carries all the registered attributes
+  (for instance ``UID=MST:0101234567``), so a renewed certificate of the same CA still matches.
 
 Each has a role (the agency's ``seal``, or an ``officer`` signing for it) and a validity
 period; outside it, the registration matches nothing. It is keyed by the registered
@@ -47,6 +48,7 @@ agency_certificates = sa.Table(
     sa.Column("serial", sa.String(64), nullable=False),
     sa.Column("subject", sa.Text, nullable=False),
     sa.Column("subject_match", sa.Text),
+    sa.Column("issuer_key_id", sa.String(128)),
     sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False),
     sa.Column("valid_until", sa.DateTime(timezone=True)),
     sa.Column("der", sa.LargeBinary, nullable=False),
@@ -115,6 +117,16 @@ def attribute_oid(name: str) -> ObjectIdentifier:
         raise RegistrationError(f"unknown subject attribute {name!r} (one of {choices})") from None
 
 
+def authority_key_id(certificate: x509.Certificate) -> str | None:
+    """The key identifier of ``certificate``'s authorityKeyIdentifier, hex; None without one."""
+    try:
+        extension = certificate.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+    except x509.ExtensionNotFound:
+        return None
+    key_id = extension.value.key_identifier
+    return key_id.hex() if key_id else None
+
+
 def subject_values(name: x509.Name, oid: ObjectIdentifier) -> tuple[str, ...]:
     """Every value of attribute ``oid`` in ``name``, as text."""
     return tuple(str(a.value) for a in name.get_attributes_for_oid(oid))
@@ -132,6 +144,7 @@ class Registration:
     serial: str
     subject: str
     subject_match: tuple[tuple[str, str], ...]
+    issuer_key_id: str | None
     valid_from: dt.datetime
     valid_until: dt.datetime | None
     certificate: x509.Certificate
@@ -151,6 +164,8 @@ class Registration:
         if self.fingerprint is not None:
             return certificate_fingerprint(certificate) == self.fingerprint
         if certificate.issuer.rfc4514_string() != self.issuer:
+            return False
+        if self.issuer_key_id is not None and authority_key_id(certificate) != self.issuer_key_id:
             return False
         return all(
             value in subject_values(certificate.subject, ObjectIdentifier(oid))
@@ -176,6 +191,7 @@ def _registration(row: sa.Row) -> Registration:
         serial=row.serial,
         subject=row.subject,
         subject_match=tuple((oid, value) for oid, value in match),
+        issuer_key_id=row.issuer_key_id,
         valid_from=_utc(row.valid_from),  # type: ignore[arg-type]
         valid_until=_utc(row.valid_until),
         certificate=x509.load_der_x509_certificate(row.der),
@@ -241,6 +257,7 @@ class CertificateRegistry:
             "serial": format(certificate.serial_number, "X"),
             "subject": certificate.subject.rfc4514_string(),
             "subject_match": json.dumps(match, ensure_ascii=False) if match else None,
+            "issuer_key_id": authority_key_id(certificate) if match else None,
             "valid_from": valid_from,
             "valid_until": valid_until,
             "der": certificate.public_bytes(serialization.Encoding.DER),

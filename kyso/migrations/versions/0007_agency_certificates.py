@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("serial", sa.String(length=64), nullable=False),
         sa.Column("subject", sa.Text(), nullable=False),
         sa.Column("subject_match", sa.Text(), nullable=True),
+        sa.Column("issuer_key_id", sa.String(length=128), nullable=True),
         sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False),
         sa.Column("valid_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("der", sa.LargeBinary(), nullable=False),
