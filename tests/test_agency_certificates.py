@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from certs.profiles import Profile
 from certs.store import AmbiguousSerial, CertificateStore
+from certs.truststore import load_one_certificate
 from directory import Agency, Directory, UnknownAgency
 from directory.certificates import (
     AmbiguousRegistration,
@@ -258,13 +259,20 @@ def test_kyso_directory_certificate_add_list_remove_is_audited(
     assert str(events[0]["actor"]).startswith("cli:")
 
 
+def _listed(env: KysoEnv, code: str) -> list[list[str]]:
+    """`kyso directory certificate list CODE`, one list of columns a row (header left out)."""
+    lines = env.kyso("directory", "certificate", "list", code).stdout.splitlines()[1:]
+    return [line.split("\t") for line in lines]
+
+
 def test_kysos_seals_and_officers_are_registered_when_issued(kyso_env: KysoEnv) -> None:
-    rows = [
-        line.split("\t")
-        for line in kyso_env.kyso("directory", "certificate", "list", PROVINCE).stdout.splitlines()[
-            1:
-        ]
-    ]
+    rows = _listed(kyso_env, PROVINCE)
     assert {(r[1], r[2], r[10]) for r in rows} >= {(PROVINCE, "seal", "kyso-ca")}
     assert all(r[9] == "valid" for r in rows)
     assert any(r[2] == "officer" for r in rows)
+
+    agency = "000.00.21.H41"
+    kyso_env.kyso("pki", "issue", "person", "--agency", agency, "--name", "Trần Văn Bình")
+    issued = load_one_certificate(kyso_env.cert("person-tran-van-binh"))
+    officers = [(r[6], r[10]) for r in _listed(kyso_env, agency) if r[2] == "officer"]
+    assert (certificate_fingerprint(issued)[:16], "kyso-ca") in officers

@@ -22,6 +22,36 @@ down_revision = "0006"
 branch_labels = None
 depends_on = None
 
+
+def _keyless_copy() -> sa.Table:
+    """``pki_certificates`` between the two keys, as SQLite's batch mode copies it: given, not
+    reflected (reflected, the old key and the new one would both be on the copy)."""
+    return sa.Table(
+        "pki_certificates",
+        sa.MetaData(),
+        sa.Column("serial", sa.String(length=64), nullable=False),
+        sa.Column("ca", sa.String(length=64), nullable=False),
+        sa.Column("profile", sa.String(length=16), nullable=False),
+        sa.Column("subject", sa.Text(), nullable=False),
+        sa.Column("common_name", sa.Text(), nullable=False),
+        sa.Column("agency_code", sa.String(length=32)),
+        sa.Column("key_ref", sa.Text()),
+        sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("not_after", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("der", sa.LargeBinary(), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True)),
+        sa.Column("revocation_reason", sa.String(length=32)),
+        sa.Column("issuer", sa.Text()),
+        sa.Column("fingerprint", sa.String(length=64)),
+        sa.Index("ix_pki_certificates_ca", "ca"),
+        sa.Index("ix_pki_certificates_agency_code", "agency_code"),
+    )
+
+
+def _sqlite() -> bool:
+    return op.get_bind().dialect.name == "sqlite"
+
+
 # certs.pki.REGISTERED_ROLES as it was when this migration was written.
 _ROLES = {"seal": "seal", "person": "officer"}
 
@@ -57,7 +87,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("issuer", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("fingerprint", sa.String(length=64), nullable=True))
     _fill_issuers_and_register()
-    with op.batch_alter_table("pki_certificates", schema=None) as batch_op:
+    with op.batch_alter_table("pki_certificates", copy_from=_keyless_copy()) as batch_op:
         batch_op.alter_column("issuer", existing_type=sa.Text(), nullable=False)
         batch_op.alter_column("fingerprint", existing_type=sa.String(length=64), nullable=False)
         _drop_primary_key(batch_op)
@@ -68,8 +98,9 @@ def upgrade() -> None:
 
 
 def _drop_primary_key(batch_op: BatchOperations) -> None:
-    # SQLite's key has no name; its table is copied anew, with the key create_primary_key gives.
-    if op.get_bind().dialect.name != "sqlite":
+    # On SQLite, the table is copied anew (from _keyless_copy) with the key create_primary_key
+    # gives; elsewhere the old key is dropped by its name.
+    if not _sqlite():
         batch_op.drop_constraint("pki_certificates_pkey", type_="primary")
 
 
@@ -123,8 +154,9 @@ def _fill_issuers_and_register() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("pki_certificates", schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f("pki_certificates_fingerprint_key"), type_="unique")
+    with op.batch_alter_table("pki_certificates", copy_from=_keyless_copy()) as batch_op:
+        if not _sqlite():  # the copy has neither key nor unique constraint
+            batch_op.drop_constraint("pki_certificates_fingerprint_key", type_="unique")
         _drop_primary_key(batch_op)
         batch_op.create_primary_key("pki_certificates_pkey", ["serial"])
         batch_op.drop_column("fingerprint")
