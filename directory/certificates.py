@@ -155,6 +155,22 @@ class Registration:
     def by_fingerprint(self) -> bool:
         return self.fingerprint is not None
 
+    def to_dict(self) -> dict[str, object]:
+        """The registration as JSON (for the audit log, the API and the web pages)."""
+        return {
+            "id": self.id,
+            "agency": self.agency,
+            "role": self.role.value,
+            "fingerprint": self.fingerprint,
+            "issuer": self.issuer,
+            "serial": self.serial,
+            "subject": self.subject,
+            "subject_match": [list(pair) for pair in self.subject_match],
+            "valid_from": self.valid_from.isoformat(),
+            "valid_until": self.valid_until.isoformat() if self.valid_until else None,
+            "source": self.source,
+        }
+
     def valid_at(self, at: dt.datetime) -> bool:
         """Whether the registration is in force at ``at``."""
         return self.valid_from <= at and (self.valid_until is None or at <= self.valid_until)

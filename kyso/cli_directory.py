@@ -66,16 +66,7 @@ def _audit(obj: Context, change: str, registration: Registration) -> None:
         events.ADMIN,
         _operator(),
         f"agency-certificate:{registration.id}",
-        {
-            "change": change,
-            "agency": registration.agency,
-            "role": registration.role.value,
-            "fingerprint": registration.fingerprint,
-            "issuer": registration.issuer,
-            "serial": registration.serial,
-            "subject": registration.subject,
-            "subject_match": [list(pair) for pair in registration.subject_match],
-        },
+        {"change": change, **registration.to_dict()},
     )
 
 
