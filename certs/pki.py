@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 
 from directory.certificates import SOURCE_KYSO_CA, CertificateRegistry, Role
 
+from .agencies import agency_code_of
 from .ca import CertificateAuthority, PublicKey, RevokedEntry, self_signed_root, utcnow
 from .errors import PKIExists, UnknownCertificate
 from .keyfile import KeyBundle, load_pkcs12, new_private_key, save_pkcs12, write_private
@@ -201,6 +202,11 @@ class Pki:
             # As the UID binding did: what Kyso's CA issues for an agency is the agency's.
             self.registry.register(subject.agency_code, certificate, role, source=SOURCE_KYSO_CA)
         return Issued(record, certificate, key_ref or "", cert_path)
+
+    def agency_code_of(self, certificate: x509.Certificate) -> str | None:
+        """The agency code in ``certificate``'s UID if this PKI's issuing CA issued it
+        (:func:`certs.agencies.agency_code_of`)."""
+        return agency_code_of(certificate, self.issuing_certificate)
 
     def record(self, serial: int) -> CertificateRecord:
         """The certificate this PKI's issuing CA, or else its root, issued with ``serial``.

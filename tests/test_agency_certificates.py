@@ -17,6 +17,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from certs.errors import UnknownCertificate
+from certs.layout import PkiLayout
+from certs.pki import Pki
 from certs.profiles import Profile
 from certs.store import AmbiguousSerial, CertificateStore
 from certs.truststore import load_one_certificate
@@ -276,3 +279,22 @@ def test_kysos_seals_and_officers_are_registered_when_issued(kyso_env: KysoEnv) 
     issued = load_one_certificate(kyso_env.cert("person-tran-van-binh"))
     officers = [(r[6], r[10]) for r in _listed(kyso_env, agency) if r[2] == "officer"]
     assert (certificate_fingerprint(issued)[:16], "kyso-ca") in officers
+
+
+def test_kysos_pki_revokes_and_reads_only_its_own_certificates(
+    kyso_env: KysoEnv, cas: tuple[ForeignCA, ForeignCA], engine: sa.Engine
+) -> None:
+    """A foreign certificate with the serial of one of Kyso's is not Kyso's to revoke, and its
+    UID names no agency."""
+    store = CertificateStore(engine)
+    pki = Pki(PkiLayout(kyso_env.pki), store)
+    seal = load_one_certificate(kyso_env.cert(f"seal-{PROVINCE}"))
+    impostor = _same_serial_other_ca(seal)
+    store.add(impostor, "issuing", Profile.SEAL.value)
+    with pytest.raises(UnknownCertificate):
+        pki.record(seal.serial_number)
+    store.add(seal, "issuing", Profile.SEAL.value)
+    assert pki.record(seal.serial_number).fingerprint == certificate_fingerprint(seal)
+    assert pki.agency_code_of(seal) == PROVINCE
+    assert pki.agency_code_of(impostor) is None
+    assert pki.agency_code_of(cas[0].certificate("seal")) is None
