@@ -216,6 +216,14 @@ def _registration(row: sa.Row) -> Registration:
     )
 
 
+def _is_ca(certificate: x509.Certificate) -> bool:
+    try:
+        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints)
+    except x509.ExtensionNotFound:
+        return False
+    return constraints.value.ca
+
+
 def _check_agency(conn: sa.Connection, code: str) -> None:
     known = conn.execute(sa.select(agencies.c.code).where(agencies.c.code == code)).first()
     if known is None:
@@ -254,9 +262,11 @@ class CertificateRegistry:
 
         Raises :class:`directory.UnknownAgency`, :class:`RegistrationExists` (the fingerprint,
         or the same issuer and attributes, is registered already), :class:`RegistrationError`
-        (an attribute the certificate lacks; an empty or inverted period).
+        (a CA's certificate; an attribute the certificate lacks; an inverted period).
         """
         now = at or _now()
+        if _is_ca(certificate):
+            raise RegistrationError("a CA's certificate signs certificates, not for an agency")
         match = self._subject_match(certificate, by_subject)
         if match:
             valid_from = valid_from or now

@@ -163,6 +163,8 @@ def test_refusals_and_ambiguity(cas: tuple[ForeignCA, ForeignCA], engine: sa.Eng
         registry.register(FINANCE, seal)
     with pytest.raises(UnknownAgency):
         registry.register("999.99.99.Z99", cas[1].certificate("seal"))
+    with pytest.raises(RegistrationError, match="CA's certificate"):
+        registry.register(HEALTH, cas[0].issuing)
     registry.register(HEALTH, seal, by_subject=("CN",))
     registry.register(FINANCE, seal, by_subject=("O",))
     assert registry.agency_of(seal) == first  # the fingerprint decides
