@@ -8,8 +8,11 @@ the server can reach — its own loopback services, the cloud metadata service a
 An :class:`EgressPolicy` is what an administrator allows, and nothing else is allowed:
 
 * **host names**, exact (``push.soyte.nghean.gov.vn``) or by suffix (``*.nghean.gov.vn``: any
-  name below it, at any depth, not the name itself). A name must be listed; then each of the
-  addresses it resolves to must be an ordinary Internet address, or lie in a listed network.
+  name below it, at any depth, not the name itself), or, where the caller allows it, every name
+  (``*``: for the OCSP and CRL addresses in certificates, which no administrator can list in
+  advance). A name must be
+  listed; then each of the addresses it resolves to must be an ordinary Internet address, or
+  lie in a listed network.
 * **networks** (CIDR; an address is a network of one). A URL whose host is an IP address is
   allowed only if a listed network holds it. Networks are also the explicit opt-in for the
   special addresses: loopback, link-local, private and shared (CGNAT) ranges, unspecified,
@@ -160,10 +163,15 @@ class EgressPolicy:
     hosts: frozenset[str] = frozenset()
     suffixes: tuple[str, ...] = ()  # ".nghean.gov.vn" for the entry "*.nghean.gov.vn"
     networks: tuple[IPNetwork, ...] = ()
+    any_name: bool = False  # the entry "*": every host name (its addresses are still checked)
 
     @classmethod
-    def parse(cls, entries: str | Iterable[str]) -> EgressPolicy:
+    def parse(cls, entries: str | Iterable[str], any_name: bool = False) -> EgressPolicy:
         """The policy of ``"push.example.vn, *.gov.vn, 10.20.0.0/16, [::1]"`` (commas or spaces).
+
+        With ``any_name`` the entry ``"*"`` is accepted too: every host name whose addresses
+        are ordinary Internet addresses (for certificates' OCSP and CRL URLs; a push endpoint's
+        host must be listed, so there it stays an error).
 
         Raises :class:`InvalidEgressRule` for an entry that is none of the three, or a network
         with host bits set (``10.1.2.3/8``: did the administrator mean 10.0.0.0/8?).
@@ -173,19 +181,26 @@ class EgressPolicy:
         hosts: set[str] = set()
         suffixes: list[str] = []
         networks: list[IPNetwork] = []
+        every_name = False
         for entry in entries:
             network = _network(entry)
-            if network is not None:
+            if entry == "*" and any_name:
+                every_name = True
+            elif network is not None:
                 networks.append(network)
             elif entry.startswith("*."):
                 suffixes.append("." + _rule_name(entry[2:], entry))
             else:
                 hosts.add(_rule_name(entry, entry))
-        return cls(frozenset(hosts), tuple(suffixes), tuple(networks))
+        return cls(frozenset(hosts), tuple(suffixes), tuple(networks), every_name)
 
     def permits_name(self, name: str) -> bool:
         """Whether the host name (in :func:`normal_name` form) is listed, exactly or by suffix."""
-        return name in self.hosts or any(name.endswith(suffix) for suffix in self.suffixes)
+        return (
+            self.any_name
+            or name in self.hosts
+            or any(name.endswith(suffix) for suffix in self.suffixes)
+        )
 
     def refusal(self, address: IPAddress, named: bool) -> str | None:
         """Why the policy refuses a connection to ``address``, or None if it permits it.
@@ -232,6 +247,8 @@ def _rule_name(name: str, entry: str) -> str:
 
 
 DENY_ALL = EgressPolicy()
+# Any host name on the Internet, no special address: where certificates' OCSP and CRL URLs go.
+PUBLIC_NAMES = EgressPolicy(any_name=True)
 
 
 # --- URLs and destinations -------------------------------------------------------------------
@@ -454,6 +471,7 @@ def fetch(
 __all__ = [
     "DENY_ALL",
     "METADATA",
+    "PUBLIC_NAMES",
     "Destination",
     "EgressError",
     "EgressPolicy",

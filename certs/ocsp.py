@@ -75,7 +75,7 @@ class OcspResponder:
         status = ocsp.OCSPCertStatus.UNKNOWN
         revoked_at: dt.datetime | None = None
         reason: x509.ReasonFlags | None = None
-        record = self.store.find(request.serial_number)
+        record = self.store.find(request.serial_number, self.ca_certificate.subject)
         if record is not None and record.ca == self.ca_name:
             status = ocsp.OCSPCertStatus.GOOD
             if record.revoked_at is not None:

@@ -13,13 +13,19 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from directory.certificates import SOURCE_KYSO_CA, CertificateRegistry, Role
+
+from .agencies import agency_code_of
 from .ca import CertificateAuthority, PublicKey, RevokedEntry, self_signed_root, utcnow
-from .errors import PKIExists
+from .errors import PKIExists, UnknownCertificate
 from .keyfile import KeyBundle, load_pkcs12, new_private_key, save_pkcs12, write_private
 from .layout import ISSUING_CA, ROOT_CA, PkiLayout, slug
 from .names import SubjectSpec
 from .profiles import Endpoints, Profile
 from .store import CertificateRecord, CertificateStore
+
+# The certificates Kyso's CA registers to the agency named in their subject, and as what.
+REGISTERED_ROLES = {Profile.SEAL: Role.SEAL, Profile.PERSON: Role.OFFICER}
 
 CRL_VALIDITY = {ROOT_CA: dt.timedelta(days=30), ISSUING_CA: dt.timedelta(days=1)}
 
@@ -57,10 +63,18 @@ def pem(certificate: x509.Certificate) -> bytes:
 class Pki:
     """A PKI directory plus the CA's records in the database."""
 
-    def __init__(self, layout: PkiLayout, store: CertificateStore) -> None:
+    def __init__(
+        self,
+        layout: PkiLayout,
+        store: CertificateStore,
+        registry: CertificateRegistry | None = None,
+    ) -> None:
+        """``registry``: where the seals and officers' certificates this PKI issues are
+        registered to their agency (none: they are only recorded in ``store``)."""
         manifest = layout.read_manifest()
         self.layout = layout
         self.store = store
+        self.registry = registry
         self.endpoints = Endpoints(manifest["base_url"])
         self.root_certificate = self._read_certificate(layout.ca_certificate(ROOT_CA))
         self.issuing_certificate = self._read_certificate(layout.ca_certificate(ISSUING_CA))
@@ -94,6 +108,7 @@ class Pki:
         passphrase: bytes,
         store: CertificateStore,
         organization: SubjectSpec,
+        registry: CertificateRegistry | None = None,
     ) -> Pki:
         """Create root and issuing CAs and the TSA, OCSP and relay certificates.
 
@@ -125,7 +140,7 @@ class Pki:
         store.add(root.certificate, ROOT_CA, Profile.ROOT.value)
         store.add(issuing_cert, ROOT_CA, Profile.ISSUING.value)
         layout.write_manifest({"base_url": base_url, "created": utcnow().isoformat()})
-        pki = cls(layout, store)
+        pki = cls(layout, store, registry)
         services = (
             ("tsa", Profile.TSA, "Kyso Time-Stamping Authority"),
             ("ocsp", Profile.OCSP, "Kyso OCSP Responder"),
@@ -168,6 +183,9 @@ class Pki:
         that pays for opening its key (PBKDF2) once.
         """
         name = name or slug(subject.common_name)
+        role = REGISTERED_ROLES.get(profile)
+        if self.registry is not None and role is not None and subject.agency_code:
+            self.registry.check_agency(subject.agency_code)  # before anything is issued
         authority = issuing or self.authority(ISSUING_CA, passphrase)
         private_key = None
         if public_key is None:
@@ -183,15 +201,39 @@ class Pki:
         cert_path.parent.mkdir(parents=True, exist_ok=True)
         cert_path.write_bytes(pem(certificate))
         record = self.store.add(certificate, ISSUING_CA, profile.value, key_ref=key_ref)
+        if self.registry is not None and role is not None and subject.agency_code:
+            # As the UID binding did: what Kyso's CA issues for an agency is the agency's.
+            self.registry.register(subject.agency_code, certificate, role, source=SOURCE_KYSO_CA)
         return Issued(record, certificate, key_ref or "", cert_path)
+
+    def agency_code_of(self, certificate: x509.Certificate) -> str | None:
+        """The agency code in ``certificate``'s UID if this PKI's issuing CA issued it
+        (:func:`certs.agencies.agency_code_of`)."""
+        return agency_code_of(certificate, self.issuing_certificate)
+
+    def record(self, serial: int) -> CertificateRecord:
+        """The certificate this PKI's issuing CA, or else its root, issued with ``serial``.
+
+        Only this PKI's own CAs are asked: another CA's certificate with the same serial (a
+        PKI made again, a foreign CA) is not this PKI's to revoke.
+        """
+        for ca in (self.issuing_certificate, self.root_certificate):
+            record = self.store.find(serial, ca.subject)
+            if record is not None:
+                return record
+        raise UnknownCertificate(f"this PKI issued no certificate with serial {serial:X}")
 
     def revoke(self, serial: int, reason: x509.ReasonFlags, passphrase: bytes) -> CertificateRecord:
         """Revoke a certificate and publish its CA's new CRL at once."""
-        record = self.store.get(serial)
+        record = self.record(serial)
         authority = self.authority(record.ca, passphrase)  # fails before anything changes
-        revoked = self.store.revoke(serial, reason)
+        revoked = self.store.revoke(serial, reason, issuer=authority.certificate.subject)
         self.publish_crl(authority)
         return revoked
+
+    def revoked(self, ca_name: str) -> list[CertificateRecord]:
+        """Every certificate the CA ``ca_name`` of this PKI has revoked (what its CRL lists)."""
+        return self.store.revoked(ca_name, self.ca_certificate(ca_name).subject)
 
     def publish_crl(self, authority: CertificateAuthority) -> x509.CertificateRevocationList:
         """Sign and write the CRL of ``authority`` from the current records."""
@@ -202,7 +244,7 @@ class Pki:
                 r.revoked_at or now,
                 x509.ReasonFlags(r.revocation_reason or "unspecified"),
             )
-            for r in self.store.revoked(authority.name)
+            for r in self.revoked(authority.name)
         ]
         number = self.store.next_value(f"crl:{authority.name}")
         crl = authority.sign_crl(

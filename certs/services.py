@@ -75,7 +75,7 @@ class PkiServices:
         if next_update is None or next_update - utcnow() < margin:
             return True
         listed = {entry.serial_number for entry in crl}
-        return listed != {r.serial for r in self.pki.store.revoked(ca_name)}
+        return listed != {r.serial for r in self.pki.revoked(ca_name)}
 
     def answer(self, url: str, body: bytes | None) -> bytes | None:
         """The response to a request for one of this PKI's own URLs, without HTTP.

@@ -2,12 +2,18 @@
 
 A small repository over SQLAlchemy Core so that SQLite and PostgreSQL behave alike. The
 tables are on Kyso's one :data:`directory.db.metadata`; they are created by the project's
-Alembic migrations (``0001``).
+Alembic migrations (``0001``; keyed by issuer and serial since ``0007``).
+
+A certificate is named by its issuer and serial, or by its fingerprint: Kyso's root and
+issuing CA are two issuers, and a PKI made again is another, so a serial alone is not a key.
+The issuer is kept as the RFC 4514 text of the issuer's name (how the directory's
+registrations name it too, :mod:`directory.certificates`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,13 +25,16 @@ from cryptography.hazmat.primitives import serialization
 from directory.db import metadata
 
 from .clock import as_utc as _utc
-from .errors import AlreadyRevoked, UnknownCertificate
+from .errors import AlreadyRevoked, PKIError, UnknownCertificate
 from .names import agency_code, common_name
 
 certificates = sa.Table(
     "pki_certificates",
     metadata,
+    # Keyed by issuer and serial (RFC 5280 4.1.2.2: a serial is unique per CA only).
+    sa.Column("issuer", sa.Text, primary_key=True),
     sa.Column("serial", sa.String(64), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False, unique=True),
     sa.Column("ca", sa.String(64), nullable=False, index=True),
     sa.Column("profile", sa.String(16), nullable=False),
     sa.Column("subject", sa.Text, nullable=False),
@@ -61,11 +70,27 @@ def parse_serial(text: str) -> int:
         raise UnknownCertificate(f"{text!r} is not a serial number (expected hex)") from None
 
 
+class AmbiguousSerial(PKIError):
+    """Certificates of several issuers have this serial: name the issuer."""
+
+
+def issuer_key(name: x509.Name) -> str:
+    """How an issuer's name is keyed: its RFC 4514 text."""
+    return name.rfc4514_string()
+
+
+def certificate_fingerprint(certificate: x509.Certificate) -> str:
+    """SHA-256 of the certificate's DER, lower-case hex."""
+    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
 @dataclass(frozen=True)
 class CertificateRecord:
     """One issued certificate as the CA remembers it."""
 
+    issuer: str
     serial: int
+    fingerprint: str
     ca: str
     profile: str
     subject: str
@@ -89,7 +114,9 @@ class CertificateRecord:
 
 def _record(row: sa.Row) -> CertificateRecord:
     return CertificateRecord(
+        issuer=row.issuer,
         serial=int(row.serial, 16),
+        fingerprint=row.fingerprint,
         ca=row.ca,
         profile=row.profile,
         subject=row.subject,
@@ -115,7 +142,9 @@ class CertificateStore:
     ) -> CertificateRecord:
         """Remember a newly issued certificate."""
         values = {
+            "issuer": issuer_key(certificate.issuer),
             "serial": serial_hex(certificate.serial_number),
+            "fingerprint": certificate_fingerprint(certificate),
             "ca": ca,
             "profile": profile,
             "subject": certificate.subject.rfc4514_string(),
@@ -128,50 +157,84 @@ class CertificateStore:
         }
         with self.engine.begin() as conn:
             conn.execute(certificates.insert().values(**values))
-        return self.get(certificate.serial_number)
+        return self.get(certificate.serial_number, certificate.issuer)
 
-    def find(self, serial: int) -> CertificateRecord | None:
+    @staticmethod
+    def _named(serial: int, issuer: x509.Name | None) -> sa.ColumnElement[bool]:
+        named = certificates.c.serial == serial_hex(serial)
+        if issuer is not None:
+            named = named & (certificates.c.issuer == issuer_key(issuer))
+        return named
+
+    def find(self, serial: int, issuer: x509.Name | None = None) -> CertificateRecord | None:
+        """The certificate ``issuer`` issued with ``serial``, if Kyso issued it.
+
+        Without ``issuer`` (callers written when serials were the key), the one certificate
+        with that serial; :class:`AmbiguousSerial` if several issuers used it.
+        """
+        with self.engine.connect() as conn:
+            rows = conn.execute(certificates.select().where(self._named(serial, issuer))).all()
+        if len(rows) > 1:
+            issuers = "; ".join(sorted(r.issuer for r in rows))
+            raise AmbiguousSerial(f"serial {serial_hex(serial)} was issued by {issuers}")
+        return _record(rows[0]) if rows else None
+
+    def find_certificate(self, certificate: x509.Certificate) -> CertificateRecord | None:
+        """The record of exactly this certificate (by fingerprint), if Kyso issued it."""
         with self.engine.connect() as conn:
             row = conn.execute(
-                certificates.select().where(certificates.c.serial == serial_hex(serial))
+                certificates.select().where(
+                    certificates.c.fingerprint == certificate_fingerprint(certificate)
+                )
             ).first()
         return _record(row) if row else None
 
-    def get(self, serial: int) -> CertificateRecord:
-        record = self.find(serial)
+    def get(self, serial: int, issuer: x509.Name | None = None) -> CertificateRecord:
+        """As :meth:`find`, but :class:`UnknownCertificate` when there is none."""
+        record = self.find(serial, issuer)
         if record is None:
             raise UnknownCertificate(f"no certificate with serial {serial_hex(serial)} was issued")
         return record
 
     def revoke(
-        self, serial: int, reason: x509.ReasonFlags, when: dt.datetime | None = None
+        self,
+        serial: int,
+        reason: x509.ReasonFlags,
+        when: dt.datetime | None = None,
+        issuer: x509.Name | None = None,
     ) -> CertificateRecord:
         """Mark a certificate revoked; revoking twice is an error, not a silent no-op."""
         when = when or dt.datetime.now(dt.UTC)
+        record = self.get(serial, issuer)  # one certificate, or AmbiguousSerial
         with self.engine.begin() as conn:
             result = conn.execute(
                 certificates.update()
+                .where(certificates.c.issuer == record.issuer)
                 .where(certificates.c.serial == serial_hex(serial))
                 .where(certificates.c.revoked_at.is_(None))
                 .values(revoked_at=when, revocation_reason=reason.value)
             )
         if result.rowcount == 0:
-            record = self.get(serial)
+            record = self.get(serial, issuer)
             raise AlreadyRevoked(
                 f"certificate {serial_hex(serial)} ({record.common_name}) was already revoked "
                 f"on {record.revoked_at:%Y-%m-%d %H:%M:%S} UTC"
             )
-        return self.get(serial)
+        return self.get(serial, issuer)
 
-    def revoked(self, ca: str) -> list[CertificateRecord]:
-        """Every revoked certificate issued by ``ca``, oldest revocation first."""
+    def revoked(self, ca: str, issuer: x509.Name | None = None) -> list[CertificateRecord]:
+        """Every revoked certificate issued by ``ca`` (under the name ``issuer``, if given:
+        another PKI's CA of the same role is another issuer), oldest revocation first."""
+        query = (
+            certificates.select()
+            .where(certificates.c.ca == ca)
+            .where(certificates.c.revoked_at.is_not(None))
+            .order_by(certificates.c.revoked_at)
+        )
+        if issuer is not None:
+            query = query.where(certificates.c.issuer == issuer_key(issuer))
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                certificates.select()
-                .where(certificates.c.ca == ca)
-                .where(certificates.c.revoked_at.is_not(None))
-                .order_by(certificates.c.revoked_at)
-            ).all()
+            rows = conn.execute(query).all()
         return [_record(row) for row in rows]
 
     def for_key(self, key_ref: str) -> list[CertificateRecord]:

@@ -55,6 +55,7 @@ COMMANDS = {
         "kyso.cli_exchange:trail",
         "Show a message's signed lifecycle: the relay's receipt, then every status.",
     ),
+    "trust": Lazy("kyso.cli_trust:trust", "The CAs Kyso trusts: trust roots and intermediates."),
     "verify": Lazy(
         "kyso.cli_pdf:verify_command",
         "Validate every signature of DOCUMENT (PDF, XML, or .p7s with --content).",

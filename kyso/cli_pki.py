@@ -61,6 +61,7 @@ def pki_init(
             obj.root.certificates,
             agencies,
             progress=lambda step: status.update(f"Issuing: {step}"),
+            registry=obj.root.agency_certificates,
         )
     rows = [
         (i.label, serial_hex(i.issued.certificate.serial_number), i.issued.key_ref, str(i.image))
@@ -68,6 +69,10 @@ def pki_init(
     ]
     print_rows(("identity", "serial", "key reference", "image"), rows, f"Demo PKI in {target}")
     console.print(f"{len(agencies)} agencies loaded; CRL, OCSP and TSA served under {base_url}/pki")
+    if directory is None:  # the PKI of the settings: its CA is trusted like any other
+        from .cli_trust import trust_local_pki
+
+        trust_local_pki(obj)
 
 
 @pki.group("issue", cls=KysoGroup)

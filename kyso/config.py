@@ -18,6 +18,8 @@ reads environment variables (``tests/test_layers.py`` checks that no other does)
 | KYSO_VERIFY_RATE       | 300                            | anonymous verifications/min/IP   |
 | KYSO_PUSH_ALLOW        | – (no push endpoint allowed)   | push endpoints agencies may use: |
 |                        |                                | host names, *.suffixes, networks |
+| KYSO_REVOCATION_ALLOW  | * (any name, no special address) | where OCSP / CRL URLs of   |
+|                        |                                | certificates may be fetched from |
 | KYSO_LOGIN_ADDRESS_LIMIT | 50                         | failed logins from one address   |
 |                        |                                | in 15 min that lock it 15 min    |
 | KYSO_CLIENT_ADDRESS_HEADER | –                          | header with the client's address |
@@ -57,7 +59,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from certs.egress import DENY_ALL, EgressPolicy, InvalidEgressRule
+from certs.egress import DENY_ALL, PUBLIC_NAMES, EgressPolicy, InvalidEgressRule
 from certs.pkcs11uri import DEFAULT_ACCESS, DEFAULT_PKCS11_MODULE, Pkcs11Access
 from exchange.config import LOOPBACK, RelayConfig
 
@@ -111,10 +113,13 @@ def _at_least_one(env: Mapping[str, str], name: str, default: int) -> int:
     return parsed
 
 
-def _egress(env: Mapping[str, str], name: str) -> EgressPolicy:
-    """An allow-list setting; a malformed entry stops the start (it must not widen or vanish)."""
+def _egress(
+    env: Mapping[str, str], name: str, default: str = "", any_name: bool = False
+) -> EgressPolicy:
+    """An allow-list setting; a malformed entry stops the start (it must not widen or vanish).
+    ``any_name``: the entry ``*`` (every host name) is allowed."""
     try:
-        return EgressPolicy.parse(env.get(name, ""))
+        return EgressPolicy.parse(env.get(name, default), any_name=any_name)
     except InvalidEgressRule as exc:
         raise InvalidRequest(f"{name}: {exc}") from None
 
@@ -185,6 +190,8 @@ class Settings:
     max_upload_mb: int = 110
     verify_rate_per_minute: int = 300
     push_allow: EgressPolicy = DENY_ALL
+    # OCSP and CRL URLs come from certificates: any public name, special addresses only if listed.
+    revocation_allow: EgressPolicy = PUBLIC_NAMES
     login_address_limit: int = 50
     # The client's address is read from this header only on connections from these networks.
     client_address_header: str | None = None
@@ -231,6 +238,7 @@ class Settings:
             max_upload_mb=_int(env, "KYSO_MAX_UPLOAD_MB", 110),
             verify_rate_per_minute=_int(env, "KYSO_VERIFY_RATE", 300),
             push_allow=_egress(env, "KYSO_PUSH_ALLOW"),
+            revocation_allow=_egress(env, "KYSO_REVOCATION_ALLOW", "*", any_name=True),
             login_address_limit=_int(env, "KYSO_LOGIN_ADDRESS_LIMIT", 50),
             client_address_header=_text(env, "KYSO_CLIENT_ADDRESS_HEADER"),
             trusted_proxies=networks("KYSO_TRUSTED_PROXIES", env.get("KYSO_TRUSTED_PROXIES"))

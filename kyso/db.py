@@ -28,6 +28,8 @@ from alembic.script import ScriptDirectory
 import exchange.identity
 import exchange.store  # noqa: F401
 from certs import store as certs_store
+from certs import trust_anchors  # noqa: F401
+from directory import certificates as agency_certificates  # noqa: F401
 from directory.db import metadata
 from directory.store import AgencyStore
 

@@ -31,8 +31,11 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from certs.pki import Pki
+    from certs.revocation_fetch import RevocationFetcher
     from certs.services import PkiServices
     from certs.store import CertificateStore
+    from certs.trust_anchors import TrustAnchorStore
+    from directory.certificates import CertificateRegistry
     from directory.store import AgencyStore
     from exchange.audit import AuditLog
     from exchange.auth import Authenticator
@@ -115,6 +118,28 @@ class Root:
         return CertificateStore(self.engine)
 
     @functools.cached_property
+    def trust_anchors(self) -> TrustAnchorStore:
+        """The CAs Kyso trusts (``kyso trust``); verifiers take its ``trust_set()``."""
+        from certs.trust_anchors import TrustAnchorStore
+
+        return TrustAnchorStore(self.engine)
+
+    @functools.cached_property
+    def revocation_fetcher(self) -> RevocationFetcher:
+        """Online OCSP and CRLs for foreign certificates, through KYSO_REVOCATION_ALLOW; one
+        per process, for its cache and its per-host bounds."""
+        from certs.revocation_fetch import RevocationFetcher
+
+        return RevocationFetcher(self.settings.revocation_allow)
+
+    @functools.cached_property
+    def agency_certificates(self) -> CertificateRegistry:
+        """Which certificates are which agency's (``kyso directory certificate``)."""
+        from directory.certificates import CertificateRegistry
+
+        return CertificateRegistry(self.engine)
+
+    @functools.cached_property
     def agencies(self) -> AgencyStore:
         from directory.store import AgencyStore
 
@@ -164,7 +189,7 @@ class Root:
         from certs.layout import PkiLayout
         from certs.pki import Pki
 
-        return Pki(PkiLayout(directory), self.certificates)
+        return Pki(PkiLayout(directory), self.certificates, self.agency_certificates)
 
     @functools.cached_property
     def pki_services(self) -> PkiServices:

@@ -258,7 +258,7 @@ class SigningService:
             raise KeyNotAllowed(
                 f"key {identity.name} is agency {info.agency_code}'s, not {principal.agency_code}'s"
             )
-        record = self.store.find(key.certificate.serial_number)
+        record = self.store.find_certificate(key.certificate)
         _check_recorded_kind(principal, identity, record)
         if record is not None and record.revoked:
             raise KeyNotAllowed(f"the certificate of key {identity.name} is revoked")

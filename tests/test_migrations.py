@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -10,8 +11,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from certs import store as certs_store
 from directory import load_directory
+from directory.certificates import CertificateRegistry, certificate_fingerprint
 from directory.store import AgencyStore
 from kyso.db import (
     METADATA,
@@ -19,6 +26,7 @@ from kyso.db import (
     make_engine,
     migrations_config,
     new_revision,
+    next_revision_id,
     schema_differences,
     upgrade,
 )
@@ -141,11 +149,14 @@ def test_the_next_migration_is_generated_from_the_tables(tmp_path: Path) -> None
     tables = _with_agency_websites()
     scratch = make_engine(f"sqlite:///{tmp_path / 'scratch.sqlite'}")
 
+    versions = sorted((migrations / "versions").glob("*.py"))
+    head, following = versions[-1].name[:4], next_revision_id(versions)
     path = new_revision("agency websites", scratch, migrations=migrations, tables=tables)
 
-    assert path == migrations / "versions" / "0007_agency_websites.py"
+    assert path == migrations / "versions" / f"{following}_agency_websites.py"
+    assert int(following) == int(head) + 1
     source = path.read_text()
-    assert 'down_revision = "0006"' in source
+    assert f'down_revision = "{head}"' in source
     assert 'op.f("agencies_website_key")' in source
     assert 'op.f("ix_agency_notes_agency")' in source
     upgrade(data, migrations)  # rebuilds agencies on SQLite, which other rows refer to
@@ -155,7 +166,9 @@ def test_the_next_migration_is_generated_from_the_tables(tmp_path: Path) -> None
     assert len(AgencyStore(data).directory()) == loaded
     again = make_engine(f"sqlite:///{tmp_path / 'again.sqlite'}")
     assert new_revision("nothing", again, migrations=migrations, tables=tables) is None
-    assert sorted(p.name for p in (migrations / "versions").glob("000[78]*")) == [path.name]
+    assert sorted(p.name for p in (migrations / "versions").glob("*.py"))[len(versions) :] == [
+        path.name
+    ]
 
 
 @pytest.mark.system
@@ -173,3 +186,84 @@ def test_kyso_db_revision_writes_nothing_when_the_migrations_build_the_tables(
     assert result.returncode == 0, result.stderr
     assert "nothing to generate" in result.stdout
     assert sorted(p.name for p in (MIGRATIONS / "versions").glob("*.py")) == before
+
+
+def _kyso_certificate(subject: str, uid: str | None) -> x509.Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, subject)]
+    if uid:
+        attributes.insert(0, x509.NameAttribute(NameOID.USER_ID, uid))
+    issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Kyso Issuing CA")])
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name(attributes))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+        .not_valid_after(dt.datetime(2027, 1, 1, tzinfo=dt.UTC))
+        .sign(key, hashes.SHA256())
+    )
+
+
+def test_0008_keys_the_cas_records_by_issuer_and_registers_kysos_seals(
+    empty_db: sa.Engine,
+) -> None:
+    """Rows kept, with their issuer and fingerprint; seals and officers of a known agency
+    registered to it, as the UID bound them before; nothing else registered."""
+    seal = _kyso_certificate("UBND tỉnh Nghệ An", PROVINCE)
+    officer = _kyso_certificate("Nguyễn Văn An", PROVINCE)
+    stranger = _kyso_certificate("Sở lạ", "000.00.99.H41")  # an agency no longer listed
+    tsa = _kyso_certificate("Kyso TSA", None)
+    _migrate(empty_db, "0007")
+    with empty_db.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO agencies (code, name, level) VALUES (:c, 'UBND', 'province')"),
+            {"c": PROVINCE},
+        )
+        for cert, profile in (
+            (seal, "seal"),
+            (officer, "person"),
+            (stranger, "seal"),
+            (tsa, "tsa"),
+        ):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO pki_certificates (serial, ca, profile, subject, common_name,"
+                    " agency_code, not_before, not_after, der) VALUES (:serial, 'issuing',"
+                    " :profile, :subject, 'x', :agency, :nb, :na, :der)"
+                ).bindparams(sa.bindparam("der", type_=sa.LargeBinary())),
+                {
+                    "serial": format(cert.serial_number, "X"),
+                    "profile": profile,
+                    "subject": cert.subject.rfc4514_string(),
+                    "agency": certs_store.agency_code(cert.subject),
+                    "nb": T,
+                    "na": T,
+                    "der": cert.public_bytes(serialization.Encoding.DER),
+                },
+            )
+
+    upgrade(empty_db)
+
+    store = certs_store.CertificateStore(empty_db)
+    for cert in (seal, officer, stranger, tsa):
+        record = store.find(cert.serial_number, cert.issuer)
+        assert record is not None and record.fingerprint == certificate_fingerprint(cert)
+        assert record.issuer == "CN=Kyso Issuing CA"
+    registry = CertificateRegistry(empty_db)
+    assert [(r.agency, r.role.value, r.source) for r in registry.all()] == [
+        (PROVINCE, "seal", "kyso-ca"),
+        (PROVINCE, "officer", "kyso-ca"),
+    ]
+    assert registry.is_registered_to(seal, PROVINCE, dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
+    assert registry.agency_of(tsa) is None and registry.agency_of(stranger) is None
+    with empty_db.connect() as conn:
+        assert schema_differences(conn) == []
+    config = migrations_config()
+    with empty_db.begin() as connection:  # and back: the rows are kept, the registrations go
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0007")
+    with empty_db.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM pki_certificates").scalar_one() == 4
+        assert "agency_certificates" not in sa.inspect(conn).get_table_names()

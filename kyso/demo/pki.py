@@ -13,6 +13,7 @@ from certs.pki import Issued, Pki
 from certs.profiles import Profile
 from certs.store import CertificateStore
 from directory import Directory
+from directory.certificates import CertificateRegistry
 
 from .artwork import draw_seal, draw_signature
 
@@ -35,8 +36,10 @@ def create_demo_pki(
     store: CertificateStore,
     directory: Directory,
     progress: Progress = lambda _: None,
+    registry: CertificateRegistry | None = None,
 ) -> list[DemoIdentity]:
-    """Create the PKI and issue one seal per agency and one certificate per officer."""
+    """Create the PKI and issue one seal per agency and one certificate per officer
+    (registered to their agency in ``registry``, if given: the agencies must be loaded)."""
     root = directory.agencies[0]
     progress("root and issuing CA, TSA, OCSP responder, relay")
     pki = Pki.create(
@@ -45,6 +48,7 @@ def create_demo_pki(
         passphrase,
         store,
         SubjectSpec(common_name="Kyso", organization=root.name, province=root.province),
+        registry,
     )
     issuing = pki.authority(ISSUING_CA, passphrase)  # opened once for every certificate below
     identities = []
