@@ -13,7 +13,6 @@ registrations name it too, :mod:`directory.certificates`).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from directory.certificates import certificate_fingerprint
 from directory.db import metadata
 
 from .clock import as_utc as _utc
@@ -77,11 +77,6 @@ class AmbiguousSerial(PKIError):
 def issuer_key(name: x509.Name) -> str:
     """How an issuer's name is keyed: its RFC 4514 text."""
     return name.rfc4514_string()
-
-
-def certificate_fingerprint(certificate: x509.Certificate) -> str:
-    """SHA-256 of the certificate's DER, lower-case hex."""
-    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+
+from directory.certificates import certificate_fingerprint as fingerprint
 
 from .clock import utcnow
 from .errors import PKIError
@@ -36,11 +36,6 @@ class AnchorRole(enum.Enum):
 
     ROOT = "root"
     INTERMEDIATE = "intermediate"
-
-
-def fingerprint(certificate: x509.Certificate) -> str:
-    """The SHA-256 fingerprint of ``certificate``'s DER, lower-case hex (how entries are keyed)."""
-    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
 def is_self_issued(certificate: x509.Certificate) -> bool:

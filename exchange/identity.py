@@ -187,6 +187,8 @@ class Presented:
 class CertificateFinder(Protocol):
     def find(self, serial: int) -> CertificateRecord | None: ...
 
+    def find_certificate(self, certificate: x509.Certificate) -> CertificateRecord | None: ...
+
 
 ALL_KINDS = frozenset({Kind.BEARER, Kind.HMAC, Kind.CERTIFICATE})
 _HOW = {
@@ -519,7 +521,8 @@ class Credentials:
     def _certificate(self, certificate: bytes, now: dt.datetime) -> Principal:
         parsed = _load_certificate(certificate)
         der = parsed.public_bytes(serialization.Encoding.DER)
-        record = self._finder().find(parsed.serial_number)
+        # By fingerprint: serials of different CAs collide.
+        record = self._finder().find_certificate(parsed)
         if record is None or not hmac.compare_digest(record.der, der):
             raise Unauthenticated(
                 "the client certificate was not issued by this relay's PKI", Refusal.BAD_CERTIFICATE

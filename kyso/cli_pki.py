@@ -47,21 +47,21 @@ def pki_init(
     from certs.store import serial_hex
     from directory import load_directory
 
-    from .demo.pki import create_demo_pki
+    from .cli_exchange import _operator
+    from .demo.pki import init_demo_pki
 
     target = directory or obj.settings.pki_dir
     agencies = load_directory(directory_file)
     secret = passphrase(obj.settings, confirm=True)
-    obj.root.agencies.load(agencies)
     with console.status("Creating the PKI…") as status:
-        identities = create_demo_pki(
+        identities = init_demo_pki(
+            obj.root,
             target,
             base_url,
             secret,
-            obj.root.certificates,
             agencies,
+            _operator(),
             progress=lambda step: status.update(f"Issuing: {step}"),
-            registry=obj.root.agency_certificates,
         )
     rows = [
         (i.label, serial_hex(i.issued.certificate.serial_number), i.issued.key_ref, str(i.image))
@@ -69,10 +69,6 @@ def pki_init(
     ]
     print_rows(("identity", "serial", "key reference", "image"), rows, f"Demo PKI in {target}")
     console.print(f"{len(agencies)} agencies loaded; CRL, OCSP and TSA served under {base_url}/pki")
-    if directory is None:  # the PKI of the settings: its CA is trusted like any other
-        from .cli_trust import trust_local_pki
-
-        trust_local_pki(obj)
 
 
 @pki.group("issue", cls=KysoGroup)

@@ -1,7 +1,5 @@
-"""`kyso trust …`: the CAs Kyso trusts (the trust store of :mod:`certs.trust_anchors`).
-
-Every change is appended to the relay's audit log (event ``admin``, subject ``trust:NAME``,
-with the certificate's fingerprint and subject), in the same way as credential changes.
+"""`kyso trust …`: the CAs Kyso trusts (the trust store of :mod:`certs.trust_anchors`); every
+change is audited (:mod:`kyso.trust_admin`).
 """
 
 from __future__ import annotations
@@ -14,12 +12,10 @@ from typing import TYPE_CHECKING
 import click
 
 from .cli_common import Context, KysoGroup, console, pass_context, print_rows
+from .trust_admin import add_anchor, remove_anchor, trust_local_pki
 
 if TYPE_CHECKING:
-    from cryptography import x509
-
-    from certs.trust_anchors import StoredAnchor
-    from certs.truststore import AnchorRole
+    pass
 
 
 @click.group("trust", cls=KysoGroup)
@@ -27,58 +23,10 @@ def trust() -> None:
     """The CAs Kyso trusts: trust roots and intermediates."""
 
 
-def _audit(obj: Context, change: str, stored: StoredAnchor) -> None:
-    from exchange import audit as events
-
+def _actor() -> str:
     from .cli_exchange import _operator
 
-    anchor = stored.anchor
-    obj.root.audit.record(
-        events.ADMIN,
-        _operator(),
-        f"trust:{anchor.name}",
-        {
-            "change": change,
-            "name": anchor.name,
-            "role": anchor.role.value,
-            "fingerprint": anchor.fingerprint,
-            "subject": anchor.certificate.subject.rfc4514_string(),
-        },
-    )
-
-
-def add_anchor(
-    obj: Context,
-    name: str,
-    certificate: x509.Certificate,
-    role: AnchorRole | None = None,
-    until: dt.datetime | None = None,
-) -> StoredAnchor:
-    """Add an entry to the trust store and record it in the audit log."""
-    stored = obj.root.trust_anchors.add(name, certificate, role, until)
-    _audit(obj, "trust-anchor-added", stored)
-    return stored
-
-
-def trust_local_pki(obj: Context, directory: Path | None = None) -> list[str]:
-    """Put Kyso's own CA (root and issuing CA) in the trust store, audited; the names added.
-
-    An entry already holding the certificate is left as it is; a name taken by another
-    certificate (a PKI made again) gets the new one's fingerprint appended."""
-    from certs.layout import PkiLayout
-    from certs.trust_anchors import local_pki_anchors
-    from certs.truststore import fingerprint
-
-    stored = obj.root.trust_anchors.all()
-    present = {s.anchor.fingerprint for s in stored}
-    names = {s.anchor.name for s in stored}
-    added = []
-    for name, cert, role in local_pki_anchors(PkiLayout(directory or obj.settings.pki_dir)):
-        digest = fingerprint(cert)
-        if digest not in present:
-            unique = f"{name}-{digest[:8]}" if name in names else name
-            added.append(add_anchor(obj, unique, cert, role).anchor.name)
-    return added
+    return _operator()
 
 
 @trust.command("list")
@@ -130,13 +78,14 @@ def trust_add(
     from certs.truststore import AnchorRole, load_one_certificate
 
     if local_pki:
-        added = trust_local_pki(obj)
+        added = trust_local_pki(obj.root, _actor(), obj.settings.pki_dir)
         console.print(f"added: {', '.join(added)}" if added else "Kyso's CA is trusted already")
         return
     if not name or file is None:
         raise click.UsageError("give NAME and FILE (or --local-pki)")
     stored = add_anchor(
-        obj,
+        obj.root,
+        _actor(),
         name,
         load_one_certificate(file),
         AnchorRole(role) if role else None,
@@ -151,8 +100,7 @@ def trust_add(
 @pass_context
 def trust_remove(obj: Context, name: str) -> None:
     """Stop trusting the entry NAME."""
-    stored = obj.root.trust_anchors.remove(name)
-    _audit(obj, "trust-anchor-removed", stored)
+    remove_anchor(obj.root, _actor(), name)
     console.print(f"{name} is no longer trusted")
 
 

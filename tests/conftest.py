@@ -160,11 +160,11 @@ def init_pki(env: KysoEnv) -> None:
     """What `kyso pki init --base-url <env.url>` does (the demo directory loaded, the demo PKI
     created), called in this process: the CLI command itself is tested in test_cli."""
     from directory import load_directory
-    from kyso.demo.pki import create_demo_pki
+    from kyso.demo.pki import init_demo_pki
 
-    agencies = load_directory(None)
-    env.services.agencies.load(agencies)
-    create_demo_pki(env.pki, env.url, PASSPHRASE.encode(), env.services.certificates, agencies)
+    init_demo_pki(
+        env.services, env.pki, env.url, PASSPHRASE.encode(), load_directory(None), "cli:tests"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.x509.oid import NameOID
 
-from certs.store import CertificateRecord
+from certs.store import CertificateRecord, certificate_fingerprint
 from directory import load_directory
 from directory.store import AgencyStore
 from exchange.errors import Refusal, Unauthenticated
@@ -188,9 +188,21 @@ def _certificate(agency: str) -> tuple[bytes, CertificateRecord]:
     )
     der = certificate.public_bytes(serialization.Encoding.DER)
     record = CertificateRecord(
-        certificate.serial_number, "issuing", "seal", "CN=seal", "seal", agency, None,
-        now - dt.timedelta(days=1), now + dt.timedelta(days=1), der, None, None,
-    )  # fmt: skip
+        issuer="CN=seal",
+        serial=certificate.serial_number,
+        fingerprint=hashlib.sha256(der).hexdigest(),
+        ca="issuing",
+        profile="seal",
+        subject="CN=seal",
+        common_name="seal",
+        agency_code=agency,
+        key_ref=None,
+        not_before=now - dt.timedelta(days=1),
+        not_after=now + dt.timedelta(days=1),
+        der=der,
+        revoked_at=None,
+        revocation_reason=None,
+    )
     return der, record
 
 
@@ -200,6 +212,12 @@ class _Records:
 
     def find(self, serial: int) -> CertificateRecord | None:
         return self.records.get(serial)
+
+    def find_certificate(self, certificate: x509.Certificate) -> CertificateRecord | None:
+        found = self.records.get(certificate.serial_number)
+        return (
+            found if found and found.fingerprint == certificate_fingerprint(certificate) else None
+        )
 
 
 def test_a_registered_certificate_is_named_and_can_be_revoked_for_the_relay(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from certs.agencies import person_name, person_subject, seal_name, seal_subject
 from certs.layout import ISSUING_CA
@@ -16,6 +17,9 @@ from directory import Directory
 from directory.certificates import CertificateRegistry
 
 from .artwork import draw_seal, draw_signature
+
+if TYPE_CHECKING:
+    from ..services import Root
 
 Progress = Callable[[str], None]
 
@@ -68,4 +72,33 @@ def create_demo_pki(
         )
         image = draw_signature(officer.name, pki.layout.image(person_name(officer)))
         identities.append(DemoIdentity(f"{officer.name}, {officer.title}", issued, image))
+    return identities
+
+
+def init_demo_pki(
+    root: Root,
+    target: Path,
+    base_url: str,
+    passphrase: bytes,
+    agencies: Directory,
+    actor: str,
+    progress: Progress = lambda _: None,
+) -> list[DemoIdentity]:
+    """What `kyso pki init` does: the directory loaded, the demo PKI created in ``target`` with
+    its certificates registered to their agencies and, for the PKI of the settings, its CA put
+    in the trust store like any other (audited as done by ``actor``)."""
+    from ..trust_admin import trust_local_pki
+
+    root.agencies.load(agencies)
+    identities = create_demo_pki(
+        target,
+        base_url,
+        passphrase,
+        root.certificates,
+        agencies,
+        progress=progress,
+        registry=root.agency_certificates,
+    )
+    if target == root.settings.pki_dir:
+        trust_local_pki(root, actor, target)
     return identities
