@@ -12,6 +12,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,22 @@ def new_pg_database() -> tuple[str, Callable[[], None]]:
         admin.dispose()
 
     return f"postgresql://postgres@127.0.0.1:5432/{name}", drop
+
+
+@contextmanager
+def empty_database(kind: str, folder: Path) -> Iterator[sa.Engine]:
+    """An empty database of ``kind``, ``sqlite`` (in ``folder``) or ``postgresql`` (a new
+    database, dropped afterwards)."""
+    if kind == "sqlite":
+        url, drop = f"sqlite:///{folder / 'kyso.sqlite'}", lambda: None
+    else:
+        url, drop = new_pg_database()
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        drop()
 
 
 def clone_env(

@@ -39,7 +39,7 @@ from exchange.store import ExchangeStore
 from kyso.db import make_engine, upgrade
 
 from .conftest import KysoEnv, free_port
-from .exchangetools import new_pg_database
+from .exchangetools import empty_database
 from .foreignca import ForeignCA
 
 PROVINCE = "000.00.00.H41"
@@ -61,26 +61,18 @@ def cas(tmp_path_factory: pytest.TempPathFactory) -> tuple[ForeignCA, ForeignCA]
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
     """A migrated database of each kind Kyso runs on, with three agencies."""
-    if request.param == "sqlite":
-        url, drop = f"sqlite:///{tmp_path / 'kyso.sqlite'}", lambda: None
-    else:
-        url, drop = new_pg_database()
-    made = make_engine(url)
-    upgrade(made)
-    AgencyStore(made).load(
-        Directory(
-            (
-                Agency(PROVINCE, "UBND tỉnh Nghệ An", "province"),
-                Agency(HEALTH, "Sở Y tế", "department", PROVINCE),
-                Agency(FINANCE, "Sở Tài chính", "department", PROVINCE),
+    with empty_database(request.param, tmp_path) as made:
+        upgrade(made)
+        AgencyStore(made).load(
+            Directory(
+                (
+                    Agency(PROVINCE, "UBND tỉnh Nghệ An", "province"),
+                    Agency(HEALTH, "Sở Y tế", "department", PROVINCE),
+                    Agency(FINANCE, "Sở Tài chính", "department", PROVINCE),
+                )
             )
         )
-    )
-    try:
         yield made
-    finally:
-        made.dispose()
-        drop()
 
 
 def test_a_foreign_seal_registered_to_an_agency_is_found(

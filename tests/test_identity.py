@@ -38,7 +38,7 @@ from kyso.accounts import Account
 from kyso.accounts import Role as AccountRole
 from kyso.db import make_engine, upgrade
 
-from .exchangetools import new_pg_database
+from .exchangetools import empty_database
 
 PROVINCE = "000.00.00.H41"
 KEY = b"k" * 32
@@ -47,16 +47,8 @@ T = "2030-01-01 08:00:00"
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    if request.param == "sqlite":
-        url, drop = f"sqlite:///{tmp_path / 'kyso.sqlite'}", lambda: None
-    else:
-        url, drop = new_pg_database()
-    engine = make_engine(url)
-    try:
+    with empty_database(request.param, tmp_path) as engine:
         yield engine
-    finally:
-        engine.dispose()
-        drop()
 
 
 @pytest.fixture

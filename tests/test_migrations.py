@@ -32,7 +32,7 @@ from kyso.db import (
 )
 
 from .conftest import KYSO
-from .exchangetools import new_pg_database
+from .exchangetools import empty_database
 
 PROVINCE = "000.00.00.H41"
 T = "2030-01-01 08:00:00"
@@ -41,16 +41,8 @@ T = "2030-01-01 08:00:00"
 @pytest.fixture(params=["sqlite", "postgresql"])
 def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
     """An empty database of each kind Kyso runs on (a new PostgreSQL database, dropped after)."""
-    if request.param == "sqlite":
-        url, drop = f"sqlite:///{tmp_path / 'kyso.sqlite'}", lambda: None
-    else:
-        url, drop = new_pg_database()
-    engine = make_engine(url)
-    try:
+    with empty_database(request.param, tmp_path) as engine:
         yield engine
-    finally:
-        engine.dispose()
-        drop()
 
 
 def test_an_empty_database_migrates_to_exactly_the_tables(empty_db: sa.Engine) -> None:
