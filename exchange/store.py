@@ -60,6 +60,8 @@ messages = sa.Table(
     sa.Column("receipt_sha256", sa.String(64), nullable=False),
     sa.Column("signer_serial", sa.String(64), nullable=False),
     sa.Column("recalled_at", UTC_TIME),
+    # "verified" (NULL in rows older than 0009), "pending" or "refused": see exchange/pending.py.
+    sa.Column("verification", sa.String(16)),
     sa.UniqueConstraint("sender", "package_sha256", name="uq_exchange_messages_digest"),
     sa.UniqueConstraint("sender", "idempotency_key", name="uq_exchange_messages_idempotency"),
 )
@@ -74,6 +76,18 @@ attachments = sa.Table(
     sa.Column("content_type", sa.Text, nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False, index=True),
     sa.Column("size", sa.BigInteger, nullable=False),
+)
+
+# A package held in "verification pending": its recipients are owed nothing until it passes.
+pending_verifications = sa.Table(
+    "exchange_pending_verifications",
+    metadata,
+    sa.Column("message_id", sa.String(32), sa.ForeignKey("exchange_messages.id"), primary_key=True),
+    sa.Column("recipients", sa.Text, nullable=False),  # comma-separated agency codes
+    sa.Column("since", UTC_TIME, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTC_TIME, nullable=False, index=True),
+    sa.Column("last_error", sa.Text),
 )
 
 recipients = sa.Table(
