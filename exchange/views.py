@@ -53,6 +53,7 @@ def message(view: MessageView) -> dict[str, Any]:
         "transport": m.transport,
         "received_at": m.received_at.isoformat(),
         "recalled_at": m.recalled_at.isoformat() if m.recalled_at else None,
+        "verification": m.verification,
         "recipients": _states(view.recipients),
         "attachments": [
             {
@@ -123,6 +124,7 @@ def sent(item: Sent) -> dict[str, Any]:
         "subject": m.subject,
         "received_at": m.received_at.isoformat(),
         "recalled_at": m.recalled_at.isoformat() if m.recalled_at else None,
+        "verification": m.verification,
         "recipients": _states(item.recipients),
     }
 

@@ -42,7 +42,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("verification", sa.String(length=16), nullable=True))
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("exchange_messages", schema=None) as batch_op:
         batch_op.drop_column("verification")
