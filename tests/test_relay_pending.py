@@ -11,11 +11,16 @@ import dataclasses
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
+from certs.keystore import open_key
 from exchange import audit as events
 from exchange.auth import Principal, Role
 from exchange.errors import InvalidTransition, SignatureRejected
@@ -25,10 +30,19 @@ from exchange.store import audit_log
 from kyso.app import SERVICES_KEY, create_app
 from kyso.config import Settings
 from signer import edxml, xml_signing
+from signer.policy import ValidationPolicy
 from signer.report import SubIndication
 
 from .conftest import PASSPHRASE, KysoEnv
-from .exchangetools import HUNG_DUNG, VINH, ExchangeEnv, clone_env, signed_package
+from .exchangetools import (
+    HUNG_DUNG,
+    VINH,
+    ExchangeEnv,
+    clone_env,
+    package_bytes,
+    signed_package,
+)
+from .foreignca import ForeignCA
 
 SENDER, RECIPIENT = Principal(Role.AGENCY, HUNG_DUNG), Principal(Role.AGENCY, VINH)
 
@@ -226,3 +240,60 @@ def test_the_views_name_the_verification(
     [sent] = [views.sent(s) for s in relay.messages.outbox(SENDER) if s.message.id == message_id]
     assert view["verification"] == sent["verification"] == PENDING
     json.dumps(view)
+
+
+# --- end to end with a foreign CA whose responders stop and come back ---------------------------
+
+
+def foreign_relay(env: ExchangeEnv, ca: ForeignCA, seal: x509.Certificate) -> Exchange:
+    """A relay that trusts ``ca`` too and validates its chains online (built here, in the test:
+    the relay's production trust is exchange/trust.py's business), with ``seal`` registered to
+    the sender."""
+    exchange = open_relay(env)
+    kyso = exchange.relay.trust
+    # The foreign issuing CA is an anchor here: its root publishes no revocation for it, and
+    # the seal's OCSP and CRL are what this test stops and starts.
+    policy = ValidationPolicy(trust_roots=(*kyso.roots, ca.issuing), extra_certs=kyso.intermediates)
+    exchange.relay.trust = SimpleNamespace(policy=lambda: policy)  # type: ignore[assignment]
+    record = SimpleNamespace(
+        der=seal.public_bytes(serialization.Encoding.DER),
+        agency_code=HUNG_DUNG,
+        common_name="So Y Te Nghe An",
+        revoked=False,
+        revocation_reason=None,
+    )
+    registry = SimpleNamespace(find=lambda serial, issuer=None: record)
+    exchange.relay.certificates = registry  # type: ignore[assignment]
+    return exchange
+
+
+def test_with_both_responders_stopped_the_package_waits_then_is_delivered_once(
+    env: ExchangeEnv, tmp_path: Path
+) -> None:
+    ca = ForeignCA.create(tmp_path / "foreign")
+    seal = ca.issue("seal", "So Y Te Nghe An")
+    ca.openssl(
+        "pkcs12", "-export", "-in", "seal.pem", "-inkey", "seal.key", "-certfile", "issuing.pem",
+        "-out", "seal.p12", "-passout", f"pass:{PASSPHRASE}",
+    )  # fmt: skip
+    relay = foreign_relay(env, ca, seal)
+    with open_key(f"p12:{tmp_path / 'foreign' / 'seal.p12'}", PASSPHRASE.encode()) as key:
+        package = xml_signing.sign_xml(package_bytes(env, HUNG_DUNG, [VINH]), key)
+    try:
+        ca.stop()  # neither OCSP nor CRL answers: revocation is unavailable, a network problem
+        accepted = relay.relay.accept(SENDER, package)
+        message_id = accepted.message.id
+        assert accepted.message.verification == PENDING and accepted.receipt_xml
+        assert relay.pending.run_once().waiting >= 1
+        assert inbox_messages(relay, message_id) == []  # nothing delivered unverified
+        assert relay.pending.store.pending(message_id) is not None  # nor refused
+
+        ca.start_ocsp()
+        ca.start_crl()
+        relay.pending.run_once()
+        relay.pending.run_once()
+    finally:
+        ca.stop()
+    assert len(inbox_messages(relay, message_id)) == 1
+    assert relay.messages.view(SENDER, message_id).message.verification == VERIFIED
+    assert [s.code for s in sender_statuses(relay, message_id)] == [edxml.StatusCode.ARRIVED]
