@@ -9,6 +9,11 @@ database transaction (message, attachments, recipients, deliveries, audit row) â
 Nothing is acknowledged before it is durable, and nothing of a refused package is stored
 but the refusal in the audit log.
 
+A package whose signature (or a PDF's) cannot be decided for want of revocation information
+(INDETERMINATE/TRY_LATER) is, under the ``pending`` policy of
+:attr:`RelayConfig.unreachable_responder`, stored and receipted like any but held in
+"verification pending", owed to no recipient until :mod:`exchange.pending` decides it.
+
 The relay's other use cases are beside it, each taking the authenticated
 :class:`~exchange.auth.Principal` and deciding on its own what the caller may see (another
 agency's messages do not exist for it: 404): :mod:`exchange.messages` (reading),
