@@ -45,6 +45,10 @@ class RelayError(Exception):
         super().__init__(f"{status} {self.code}: {problem.get('detail') or problem.get('title')}")
 
 
+# Who the trail says signed the relay's receipt and its own statuses.
+RELAY = "relay"
+
+
 @dataclass(frozen=True)
 class Credential:
     """An agency's (or admin's) API key, as kept in its 0600 JSON file."""
@@ -368,11 +372,16 @@ def verify_trail(
         report = verification.report
         signer = report.signatures[0].signer
         status = verification.status if report.passed else None
+        # The relay's own statuses (a held package delivered or refused) are signed by the
+        # relay, as its receipt is; a party's, by that party's seal.
         ok = (
             report.passed
             and status is not None
             and signer is not None
-            and signer.agency_code == event["from"] == status.sender.organ_id
+            and (
+                event["from"] == RELAY
+                or signer.agency_code == event["from"] == status.sender.organ_id
+            )
             and status.response_for.document_id == message["document_id"]
             and status.code.value == event["code"]
         )

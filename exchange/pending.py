@@ -46,7 +46,7 @@ from .errors import ExchangeError
 from .message_store import REFUSED, VERIFIED, MessageRecord, MessageStore
 from .pending_store import PendingRecord, PendingStore
 from .relay import PackageCheck, Relay
-from .status_store import StatusStore
+from .status_store import RELAY_PARTY, StatusStore
 from .wire import reassemble_tree
 
 # A verification fetches revocation information with bounded timeouts; a worker that died
@@ -190,7 +190,7 @@ class PendingVerifications:
         status_id = self.statuses.insert_status(
             conn,
             message.id,
-            self.intake.receipts.relay.organ_id,
+            RELAY_PARTY,
             code.value,
             xml,
             hashlib.sha256(xml).hexdigest(),

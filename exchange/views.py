@@ -16,6 +16,7 @@ from .mailbox import InboxItem, InboxPage, PushEndpoint
 from .mailbox_store import DeliveryRecord
 from .message_store import RecipientRecord
 from .messages import MessageView, Part, Received, Sent
+from .status_store import RELAY_PARTY
 from .statuses import StatusReceived
 from .trail import MessageTrail
 
@@ -83,7 +84,7 @@ def trail(found: MessageTrail) -> dict[str, Any]:
                 "kind": "receipt",
                 "code": edxml.StatusCode.ARRIVED.value,
                 "meaning": "Trục liên thông đã nhận",
-                "from": "relay",
+                "from": RELAY_PARTY,
                 "at": m.received_at.isoformat(),
                 "sha256": m.receipt_sha256,
                 "href": f"{message_href(m.id)}/receipt",

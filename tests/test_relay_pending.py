@@ -22,7 +22,9 @@ from cryptography.hazmat.primitives import serialization
 
 from certs.keystore import open_key
 from exchange import audit as events
+from exchange import views
 from exchange.auth import Principal, Role
+from exchange.client import Check, verify_trail
 from exchange.errors import InvalidTransition, SignatureRejected
 from exchange.message_store import PENDING, REFUSED, VERIFIED
 from exchange.service import Exchange
@@ -170,6 +172,20 @@ def test_a_retry_that_passes_delivers_once(
     assert status.code is edxml.StatusCode.ARRIVED
     assert events.VERIFIED in audited(relay, message_id)
     assert relay.pending.store.pending(message_id) is None
+    assert all(check.ok for check in checked_trail(env, relay, message_id))
+
+
+def checked_trail(env: ExchangeEnv, relay: Exchange, message_id: str) -> list[Check]:
+    """The sender's trail checked as `kyso trail --verify` checks it: the receipt, and the
+    relay's status signed by the relay (no agency's seal)."""
+    found = views.trail(relay.trail.message_trail(SENDER, message_id))
+    signed = {
+        views.status_href(message_id, s.id): relay.messages.status_xml(SENDER, message_id, s.id)
+        for s in relay.trail.message_trail(SENDER, message_id).statuses
+    }
+    signed[f"{views.message_href(message_id)}/receipt"] = relay.messages.receipt(SENDER, message_id)
+    assert [e["from"] for e in found["trail"]] == ["relay", "relay"]
+    return verify_trail(SimpleNamespace(download=signed.__getitem__), found, env.policy())  # type: ignore[arg-type]
 
 
 def test_a_retry_that_finds_it_revoked_refuses_it(
@@ -233,8 +249,6 @@ def test_a_hard_failure_is_refused_at_once(
 def test_the_views_name_the_verification(
     env: ExchangeEnv, relay: Exchange, responder: Responder
 ) -> None:
-    from exchange import views
-
     message_id = hold(env, relay)
     view = views.message(relay.messages.view(SENDER, message_id))
     [sent] = [views.sent(s) for s in relay.messages.outbox(SENDER) if s.message.id == message_id]
