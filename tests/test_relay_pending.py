@@ -281,8 +281,9 @@ def foreign_relay(env: ExchangeEnv, ca: ForeignCA, seal: x509.Certificate) -> Ex
     return exchange
 
 
-def test_with_both_responders_stopped_the_package_waits_then_is_delivered_once(
-    env: ExchangeEnv, tmp_path: Path
+@pytest.mark.parametrize("revoked_meanwhile", [False, True], ids=["good", "revoked"])
+def test_with_both_responders_stopped_the_package_waits_then_is_decided_once(
+    env: ExchangeEnv, tmp_path: Path, revoked_meanwhile: bool
 ) -> None:
     ca = ForeignCA.create(tmp_path / "foreign")
     seal = ca.issue("seal", "So Y Te Nghe An")
@@ -302,12 +303,22 @@ def test_with_both_responders_stopped_the_package_waits_then_is_delivered_once(
         assert inbox_messages(relay, message_id) == []  # nothing delivered unverified
         assert relay.pending.store.pending(message_id) is not None  # nor refused
 
+        if revoked_meanwhile:
+            ca.revoke("seal")  # the responder, started below, reads the index then
         ca.start_ocsp()
         ca.start_crl()
         relay.pending.run_once()
         relay.pending.run_once()
     finally:
         ca.stop()
-    assert len(inbox_messages(relay, message_id)) == 1
-    assert relay.messages.view(SENDER, message_id).message.verification == VERIFIED
-    assert [s.code for s in sender_statuses(relay, message_id)] == [edxml.StatusCode.ARRIVED]
+    statuses = sender_statuses(relay, message_id)
+    verification = relay.messages.view(SENDER, message_id).message.verification
+    if revoked_meanwhile:
+        assert inbox_messages(relay, message_id) == []
+        assert verification == REFUSED
+        [status] = statuses
+        assert status.code is edxml.StatusCode.REFUSED and "revoked" in status.description
+    else:
+        assert len(inbox_messages(relay, message_id)) == 1
+        assert verification == VERIFIED
+        assert [s.code for s in statuses] == [edxml.StatusCode.ARRIVED]
