@@ -90,6 +90,9 @@ class Sent:
     package_sha256: str
     receipt_xml: bytes
     created: bool
+    # "verified"; "pending": the relay holds it until its signature can be verified, then
+    # sends a status (01 delivered, 02 refused); "refused": it was, after being held.
+    verification: str = "verified"
 
 
 class RelayClient:
@@ -182,6 +185,7 @@ class RelayClient:
             package_sha256=response.headers["X-Kyso-Package-SHA256"],
             receipt_xml=response.content,
             created=response.status_code == 201,
+            verification=response.headers.get("X-Kyso-Verification", "verified"),
         )
 
     def post_status(self, message_id: str, signed_status: bytes) -> dict[str, Any]:
