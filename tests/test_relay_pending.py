@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from flask import Flask
 
 from certs.keystore import open_key
 from exchange import audit as events
@@ -29,6 +30,7 @@ from exchange.errors import InvalidTransition, SignatureRejected
 from exchange.message_store import PENDING, REFUSED, VERIFIED
 from exchange.service import Exchange
 from exchange.store import audit_log
+from exchange.wire import sign_request
 from kyso.app import SERVICES_KEY, create_app
 from kyso.config import Settings
 from signer import edxml, xml_signing
@@ -56,17 +58,21 @@ def env(kyso_env: KysoEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     cleanup()
 
 
-def open_relay(env: ExchangeEnv, **extra: str) -> Exchange:
-    """A relay of the real app in this process, over ``env``'s database (a new one each
-    call: as after a restart)."""
+def open_app(env: ExchangeEnv, **extra: str) -> Flask:
+    """The real app in this process, over ``env``'s database (a new one each call: as after a
+    restart), its worker not started."""
     settings = {**env.env, "KYSO_EXCHANGE_WORKER": "0", "KYSO_VERIFY_BASE_DELAY": "0", **extra}
     with pytest.MonkeyPatch.context() as patch:
         for name in [n for n in os.environ if n.startswith("KYSO_")]:
             patch.delenv(name)
         for name, value in settings.items():
             patch.setenv(name, value)
-        app = create_app(Settings.load(), PASSPHRASE.encode())
-    exchange: Exchange = app.extensions[SERVICES_KEY].exchange
+        return create_app(Settings.load(), PASSPHRASE.encode())
+
+
+def open_relay(env: ExchangeEnv, **extra: str) -> Exchange:
+    """The relay of :func:`open_app`."""
+    exchange: Exchange = open_app(env, **extra).extensions[SERVICES_KEY].exchange
     return exchange
 
 
@@ -244,6 +250,23 @@ def test_a_hard_failure_is_refused_at_once(
     responder.sub = SubIndication.REVOKED
     with pytest.raises(Exception, match="revoked"):
         relay.relay.accept(SENDER, signed_package(env, HUNG_DUNG, [VINH]))
+
+
+def test_the_api_says_the_package_is_held(env: ExchangeEnv, responder: Responder) -> None:
+    client, credential = open_app(env).test_client(), env.credential(HUNG_DUNG)
+
+    def authorized(method: str, path: str, body: bytes = b"") -> dict[str, str]:
+        header = sign_request(credential.key_id, credential.secret, method, path, "", body)
+        return {"Authorization": header, "Content-Type": "application/xml"}
+
+    body = signed_package(env, HUNG_DUNG, [VINH])
+    sent = client.post(
+        "/api/v1/messages", data=body, headers=authorized("POST", "/api/v1/messages", body)
+    )
+    assert sent.status_code == 201, sent.get_data(as_text=True)
+    assert sent.headers["X-Kyso-Verification"] == PENDING
+    path = f"/api/v1/messages/{sent.headers['X-Kyso-Message-Id']}"
+    assert client.get(path, headers=authorized("GET", path)).json["verification"] == PENDING
 
 
 def test_the_views_name_the_verification(
