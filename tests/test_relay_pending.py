@@ -28,6 +28,7 @@ from exchange.auth import Principal, Role
 from exchange.client import Check, verify_trail
 from exchange.errors import InvalidTransition, SignatureRejected
 from exchange.message_store import PENDING, REFUSED, VERIFIED
+from exchange.pending import PendingResult
 from exchange.service import Exchange
 from exchange.store import audit_log
 from exchange.wire import sign_request
@@ -167,10 +168,13 @@ def test_a_retry_that_passes_delivers_once(
     env: ExchangeEnv, relay: Exchange, responder: Responder
 ) -> None:
     message_id = hold(env, relay)
+    stale = relay.pending.store.pending(message_id)  # as a worker whose lease ran out read it
+    assert stale is not None
     responder.sub = None  # the responder answers again: good
 
     assert relay.pending.run_once().delivered >= 1
     assert relay.pending.run_once().delivered == 0  # decided: not again
+    relay.pending._attempt(stale, PendingResult())  # the late worker decides nothing
 
     assert len(inbox_messages(relay, message_id)) == 1
     assert relay.messages.view(SENDER, message_id).message.verification == VERIFIED
@@ -223,6 +227,22 @@ def test_a_held_package_survives_a_restart(
     assert restarted.pending.run_once().delivered >= 1
     assert len(inbox_messages(restarted, message_id)) == 1
     assert [s.code for s in sender_statuses(restarted, message_id)] == [edxml.StatusCode.ARRIVED]
+
+
+def test_on_postgresql_a_held_package_is_delivered_once_after_a_restart(
+    kyso_env: KysoEnv, tmp_path: Path, responder: Responder
+) -> None:
+    env, drop = clone_env(kyso_env, tmp_path / "pg", backend="postgresql")
+    try:
+        message_id = hold(env, open_relay(env))
+        responder.sub = None
+        first, second = open_relay(env), open_relay(env)  # two workers over one database
+        decided = first.pending.run_once().delivered + second.pending.run_once().delivered
+        assert decided == 1
+        assert len(inbox_messages(second, message_id)) == 1
+        assert [s.code for s in sender_statuses(first, message_id)] == [edxml.StatusCode.ARRIVED]
+    finally:
+        drop()
 
 
 def test_a_package_waits_only_so_long(
