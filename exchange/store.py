@@ -1,10 +1,11 @@
 """The relay's tables and its database (SQLAlchemy Core; SQLite and PostgreSQL alike).
 
 The tables are on Kyso's one :data:`directory.db.metadata` (the agencies they refer to are in
-:mod:`directory.store`) and are created by the Alembic migrations (``0003``). Their
-repositories, one per use case, are kinds of :class:`ExchangeStore`:
-:mod:`exchange.message_store` (messages, attachments, recipients), :mod:`exchange.status_store`
-and :mod:`exchange.mailbox_store` (deliveries, push endpoints).
+:mod:`directory.store`) and are created by the Alembic migrations (``0003``; ``0009`` the
+held packages). Their repositories, one per use case, are kinds of :class:`ExchangeStore`:
+:mod:`exchange.message_store` (messages, attachments, recipients), :mod:`exchange.status_store`,
+:mod:`exchange.mailbox_store` (deliveries, push endpoints) and :mod:`exchange.pending_store`
+(packages held in "verification pending").
 
 Every write of the relay goes through :meth:`ExchangeStore.write`, which takes the one write
 lock (``BEGIN IMMEDIATE`` on SQLite, the audit head row ``FOR UPDATE`` on PostgreSQL) *before*
