@@ -45,6 +45,10 @@ REVOKED = "revoked"
 ADMIN = "admin"
 AUTH_FAILED = "auth-failed"
 DEAD_LETTER = "dead-letter"
+# A package held for want of revocation information, then decided (exchange/pending.py).
+VERIFICATION_PENDING = "verification-pending"
+VERIFIED = "verified"
+VERIFICATION_REFUSED = "verification-refused"
 
 BATCH = 2000
 

@@ -9,11 +9,20 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from dataclasses import dataclass
+from enum import StrEnum
 
 LOOPBACK: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
     ipaddress.ip_network("127.0.0.0/8"),
     ipaddress.ip_network("::1/128"),
 )
+
+
+class UnreachableResponder(StrEnum):
+    """What the relay does with a package whose revocation status it cannot fetch now
+    (verification INDETERMINATE/TRY_LATER)."""
+
+    PENDING = "pending"  # hold it ("verification pending"), receipt at once, verify again later
+    REFUSE = "refuse"  # refuse it at once, as any signature that does not pass
 
 
 @dataclass(frozen=True)
@@ -36,3 +45,9 @@ class RelayConfig:
     # None by default: behind a TLS terminator on the same host every client comes from
     # loopback, so "loopback only" would publish the metrics through the proxy.
     metrics_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    unreachable_responder: UnreachableResponder = UnreachableResponder.PENDING
+    # A held package is verified again after base · 2^n seconds (capped, jittered), and
+    # refused (02) when revocation information is still unavailable after ``verify_give_up``.
+    verify_base_delay: float = 60.0
+    verify_max_delay: float = 1800.0
+    verify_give_up: dt.timedelta = dt.timedelta(hours=24)

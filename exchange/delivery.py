@@ -9,7 +9,9 @@ attempts are retried with exponential backoff and jitter (``base · 2^n``, cappe
 drawn between half and all of it); after ``dead_letter_after`` of failures the item becomes
 a dead letter, listed for administrators and left in the pull inbox.
 
-The same thread timestamps the audit log's head with the TSA every ``checkpoint_interval``.
+The same thread timestamps the audit log's head with the TSA every ``checkpoint_interval``,
+and verifies again the packages held in "verification pending" (``verify_pending``, see
+:mod:`exchange.pending`) when they are due.
 """
 
 from __future__ import annotations
@@ -109,6 +111,7 @@ class PushWorker:
         stamp: Callable[[bytes], bytes] | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         rng: random.Random | None = None,
+        verify_pending: Callable[[], object] | None = None,
     ) -> None:
         self.mailbox = mailbox
         self.store = mailbox.store
@@ -119,6 +122,7 @@ class PushWorker:
         self.stamp = stamp
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.verify_pending = verify_pending
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_checkpoint = time.monotonic()
@@ -219,6 +223,8 @@ class PushWorker:
             try:
                 result = self.run_once()
                 self.checkpoint_if_due()
+                if self.verify_pending is not None:
+                    self.verify_pending()
             except Exception:
                 log.exception("push worker round failed")
                 result = PushResult()

@@ -203,6 +203,8 @@ def send() -> Response:
             "X-Kyso-Message-Id": message.id,
             "X-Kyso-Package-SHA256": message.package_sha256,
             "X-Kyso-Receipt-SHA256": message.receipt_sha256,
+            # "pending": received and receipted, but delivered only once verified.
+            "X-Kyso-Verification": message.verification,
         },
     )
 

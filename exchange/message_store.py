@@ -16,7 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from . import mailbox_store
-from .store import ExchangeStore, attachments, messages, recipients, utc
+from .store import ExchangeStore, attachments, messages, pending_verifications, recipients, utc
+
+# Where a message's verification stands (exchange_messages.verification; NULL: verified).
+VERIFIED, PENDING, REFUSED = "verified", "pending", "refused"
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,11 @@ class MessageRecord:
     receipt_sha256: str
     signer_serial: str
     recalled_at: dt.datetime | None
+    verification: str = VERIFIED  # or PENDING (held, its recipients see nothing), REFUSED
+
+    @property
+    def verified(self) -> bool:
+        return self.verification == VERIFIED
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,7 @@ def _message(row: Any) -> MessageRecord:
         receipt_sha256=row.receipt_sha256,
         signer_serial=row.signer_serial,
         recalled_at=utc(row.recalled_at),
+        verification=row.verification or VERIFIED,
     )
 
 
@@ -125,7 +134,11 @@ class MessageStore(ExchangeStore):
         return _message(row) if row is not None else None
 
     def insert_message(self, conn: sa.Connection, new: NewMessage) -> list[int]:
-        """Insert the message, its attachments, recipients and deliveries; the delivery ids."""
+        """Insert the message, its attachments, recipients and deliveries; the delivery ids.
+
+        A message in verification PENDING gets no recipients nor deliveries but a row of
+        ``exchange_pending_verifications``, due at once; :meth:`deliver` adds them later.
+        """
         record = dataclasses.asdict(new.message)
         del record["recalled_at"]  # a new message is not recalled
         conn.execute(messages.insert().values(**record))
@@ -146,13 +159,28 @@ class MessageStore(ExchangeStore):
                     for a in new.attachments
                 ],
             )
+        if new.message.verification == PENDING:
+            conn.execute(
+                pending_verifications.insert().values(
+                    message_id=message_id,
+                    recipients=",".join(new.recipients),
+                    since=received_at,
+                    attempts=0,
+                    next_attempt_at=received_at,
+                )
+            )
+            return []
+        return self.deliver(conn, message_id, new.recipients, received_at)
+
+    def deliver(
+        self, conn: sa.Connection, message_id: str, agencies: tuple[str, ...], now: dt.datetime
+    ) -> list[int]:
+        """Make the message its recipients': their rows and deliveries; the delivery ids."""
         conn.execute(
             recipients.insert(),
-            [{"message_id": message_id, "agency": agency} for agency in new.recipients],
+            [{"message_id": message_id, "agency": agency} for agency in agencies],
         )
-        return mailbox_store.add_deliveries(
-            conn, new.recipients, "message", message_id, None, received_at
-        )
+        return mailbox_store.add_deliveries(conn, agencies, "message", message_id, None, now)
 
     # -- reading --
 
@@ -230,6 +258,15 @@ class MessageStore(ExchangeStore):
             .where(recipients.c.message_id == message_id)
             .where(recipients.c.agency == agency)
             .values(**values)
+        )
+
+    def set_verification(
+        self, conn: sa.Connection, message_id: str, verification: str, signer_serial: str
+    ) -> None:
+        conn.execute(
+            messages.update()
+            .where(messages.c.id == message_id)
+            .values(verification=verification, signer_serial=signer_serial)
         )
 
     def mark_recalled(self, conn: sa.Connection, message_id: str, now: dt.datetime) -> None:

@@ -58,6 +58,13 @@ class ReceiptSigner:
         )
         if len(description) > MAX_DESCRIPTION:
             description = description[: description.rindex("; Recipients=")]
+        return self.sign_status(package, edxml.StatusCode.ARRIVED, description, received_at)
+
+    def sign_status(
+        self, package: edxml.Package, code: edxml.StatusCode, description: str, at: dt.datetime
+    ) -> bytes:
+        """A status of the relay's own about ``package`` (its receipt, or the end of its
+        verification), signed as a receipt is."""
         status = edxml.StatusMessage(
             response_for=edxml.ResponseFor(
                 organ_id=package.sender.organ_id,
@@ -66,9 +73,9 @@ class ReceiptSigner:
                 document_id=package.document_id,
             ),
             sender=self.relay,
-            code=edxml.StatusCode.ARRIVED,
-            timestamp=received_at,
-            description=description,
+            code=code,
+            timestamp=at,
+            description=description[:MAX_DESCRIPTION],
             staff=edxml.StaffInfo(department="Trục liên thông văn bản Kyso"),
         )
         return xml_signing.sign_xml(
@@ -76,7 +83,7 @@ class ReceiptSigner:
             self.key,
             level=Level.B_T,
             timestamper=self.timestamper,
-            signing_time=received_at.astimezone(edxml.VN_TZ),
+            signing_time=at.astimezone(edxml.VN_TZ),
         )
 
 

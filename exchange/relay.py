@@ -9,6 +9,11 @@ database transaction (message, attachments, recipients, deliveries, audit row) â
 Nothing is acknowledged before it is durable, and nothing of a refused package is stored
 but the refusal in the audit log.
 
+A package whose signature (or a PDF's) cannot be decided for want of revocation information
+(INDETERMINATE/TRY_LATER) is, under the ``pending`` policy of
+:attr:`RelayConfig.unreachable_responder`, stored and receipted like any but held in
+"verification pending", owed to no recipient until :mod:`exchange.pending` decides it.
+
 The relay's other use cases are beside it, each taking the authenticated
 :class:`~exchange.auth.Principal` and deciding on its own what the caller may see (another
 agency's messages do not exist for it: 404): :mod:`exchange.messages` (reading),
@@ -43,7 +48,7 @@ from . import audit as events
 from .audit import AuditLog
 from .auth import Principal
 from .blobs import BlobStore
-from .config import RelayConfig
+from .config import RelayConfig, UnreachableResponder
 from .errors import (
     BadRequest,
     CertificateRefused,
@@ -56,7 +61,14 @@ from .errors import (
     SignatureRejected,
     UnsignedDocument,
 )
-from .message_store import AttachmentRecord, MessageRecord, MessageStore, NewMessage
+from .message_store import (
+    PENDING,
+    VERIFIED,
+    AttachmentRecord,
+    MessageRecord,
+    MessageStore,
+    NewMessage,
+)
 from .receipts import ReceiptSigner
 from .routing import RoutingRules
 from .trust import Trust
@@ -71,6 +83,18 @@ MAX_IDEMPOTENCY_KEY = 200
 def new_message_id() -> str:
     """32 hex digits, time-ordered (milliseconds first), unguessable."""
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
+
+
+@dataclass(frozen=True)
+class PackageCheck:
+    """A package whose signature (and every signed PDF's) passed, or is held: it could not
+    be decided for want of revocation information (INDETERMINATE/TRY_LATER) and the relay's
+    policy holds such packages ("verification pending", see :mod:`exchange.pending`)."""
+
+    package: edxml.Package
+    signer_serial: str  # of a held package: the certificate that signed it, not yet checked
+    held: bool = False
+    reason: str | None = None  # why it is held
 
 
 @dataclass(frozen=True)
@@ -119,19 +143,37 @@ class Relay:
 
     # -- verification shared by packages and statuses --
 
-    def _verify_package(self, document: bytes | Any, agency: str) -> tuple[edxml.Package, str]:
+    def _verify_package(self, document: bytes | Any, agency: str) -> PackageCheck:
         """The package the signature covers, parsed and validated once (``document``: the
         bytes as received, or the tree :func:`~exchange.wire.reassemble_tree` put together),
-        and the serial number of its signer's certificate."""
+        and the serial number of its signer's certificate; or the package held, see
+        :meth:`_awaits_revocation`."""
         name = "the package"
         try:
             verification = xml_signing.verify_package(document, self.trust.policy(), name)
         except SignerError as exc:
             raise self._refusal(name, exc) from None
-        package = verification.package
-        serial = self._signer_serial(verification.report, package is not None, name, agency)
+        package, report = verification.package, verification.report
+        reason = self._awaits_revocation(report)
+        if package is not None and reason is not None:
+            [signature] = report.signatures
+            serial = signature.signer.serial if signature.signer is not None else ""
+            return PackageCheck(package, serial, held=True, reason=f"{name}: {reason}")
+        serial = self._signer_serial(report, package is not None, name, agency)
         assert package is not None  # a passed verdict without a package was refused
-        return package, serial
+        return PackageCheck(package, serial)
+
+    def _awaits_revocation(self, report: Report) -> str | None:
+        """Why ``report`` is undecided for want of revocation information only (every
+        signature passed or is INDETERMINATE/TRY_LATER), when the policy holds such
+        packages; None when the report decides (passed, or a refusal)."""
+        if self.config.unreachable_responder is not UnreachableResponder.PENDING:
+            return None
+        waiting = [s for s in report.signatures if not s.passed]
+        if not waiting or any(s.sub_indication is not SubIndication.TRY_LATER for s in waiting):
+            return None
+        details = "; ".join(waiting[0].details[:2])
+        return f"revocation information is unavailable ({details or SubIndication.TRY_LATER})"
 
     def _signer_serial(self, report: Report, signed: bool, name: str, agency: str) -> str:
         """The signer's serial, once the verdict passed and the signer is ``agency``'s
@@ -173,7 +215,10 @@ class Relay:
             return UnsignedDocument(f"{name} is not signed: {exc}")
         return InvalidPackage(f"{name}: {exc}")
 
-    def _check_pdfs(self, package: edxml.Package) -> None:
+    def _check_pdfs(self, package: edxml.Package) -> str | None:
+        """Refuse the package unless every PDF attachment is validly signed; why it is held
+        if some PDF is undecided for want of revocation information (else None)."""
+        held = None
         for attachment in package.attachments:
             if attachment.content_type != "application/pdf" and not looks_like_pdf(
                 attachment.data[:1024]
@@ -187,6 +232,10 @@ class Relay:
                 raise InvalidPackage(f"attachment {attachment.name!r}: {exc}") from None
             if not report.signatures and not self.config.require_signed_pdfs:
                 continue
+            reason = self._awaits_revocation(report)
+            if reason is not None:
+                held = held or f"PDF attachment {attachment.name!r}: {reason}"
+                continue
             if not report.passed:
                 failed = [s for s in report.signatures if not s.passed]
                 why = (
@@ -198,6 +247,18 @@ class Relay:
                     f"PDF attachment {attachment.name!r} is not validly signed ({why})",
                     {"report": report.to_dict(), "attachment": attachment.name},
                 )
+        return held
+
+    def check_held(self, message: MessageRecord, document: bytes | Any) -> PackageCheck:
+        """Verify a held package again, as the intake did (signature, then the signer's
+        registration, then the PDFs): passed, still held, or the refusal raised."""
+        check = self._verify_package(document, message.sender)
+        if check.held:
+            return check
+        held = self._check_pdfs(check.package)
+        if held is not None:
+            return PackageCheck(check.package, check.signer_serial, held=True, reason=held)
+        return check
 
     # -- sending --
 
@@ -248,7 +309,8 @@ class Relay:
         idempotency_key: str | None,
     ) -> Accepted:
         document = reassemble_tree(xml, parts) if parts else xml
-        package, signer_serial = self._verify_package(document, agency)
+        check = self._verify_package(document, agency)
+        package, signer_serial = check.package, check.signer_serial
         if package.sender.organ_id != agency:
             raise SenderMismatch(
                 f"the package is from {package.sender.organ_id}, but you are {agency}"
@@ -261,7 +323,8 @@ class Relay:
         self.routing.check(self.directory(), agency, recipients)
         doc_type = int(package.business.doc_type) if package.business else 0
         refers_to = self._original(agency, package) if doc_type else None
-        self._check_pdfs(package)
+        held = self._check_pdfs(package)
+        held = check.reason if check.held else held
 
         self.blobs.put(xml)
         stored = []
@@ -298,6 +361,7 @@ class Relay:
                 receipt_sha256=hashlib.sha256(receipt).hexdigest(),
                 signer_serial=signer_serial,
                 recalled_at=None,
+                verification=VERIFIED if held is None else PENDING,
             ),
             recipients=recipients,
             attachments=tuple(stored),
@@ -322,6 +386,15 @@ class Relay:
                     },
                     received_at,
                 )
+                if held is not None:
+                    self.audit.append(
+                        conn,
+                        events.VERIFICATION_PENDING,
+                        "relay",
+                        message_id,
+                        {"reason": held[:500], "recipients": list(recipients)},
+                        received_at,
+                    )
         except sa.exc.IntegrityError:
             # The same package (or key) won a race with this request: answer with its receipt.
             existing = self.store.find_message(agency, package_sha256, idempotency_key)
@@ -387,6 +460,7 @@ class Relay:
 
 __all__ = [
     "Accepted",
+    "PackageCheck",
     "Relay",
     "new_message_id",
 ]

@@ -27,6 +27,8 @@ from .mailbox import Mailbox
 from .mailbox_store import MailboxStore
 from .message_store import MessageStore
 from .messages import Messages
+from .pending import PendingVerifications
+from .pending_store import PendingStore
 from .receipts import ReceiptSigner
 from .relay import Relay
 from .routing import load_rules
@@ -53,6 +55,7 @@ class Exchange:
     authenticator: Authenticator
     worker: PushWorker
     config: RelayConfig
+    pending: PendingVerifications  # held packages, verified again by the worker
 
 
 def relay_organization(engine: sa.Engine) -> edxml.Organization:
@@ -118,6 +121,9 @@ def open_exchange(
         config,
         administration.directory,
     )
+    pending = PendingVerifications(
+        relay, PendingStore(engine), message_store, status_store, blobs, audit, config
+    )
     messages = Messages(message_store, status_store, blobs)
     mailbox = Mailbox(
         mailbox_store,
@@ -134,6 +140,7 @@ def open_exchange(
         config,
         pinned_poster(push_policy, resolver),
         stamp=lambda digest: stamp_digest(services.tsa, digest),
+        verify_pending=pending.run_once,
     )
     return Exchange(
         relay,
@@ -145,4 +152,5 @@ def open_exchange(
         authenticator,
         worker,
         config,
+        pending,
     )

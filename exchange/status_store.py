@@ -14,6 +14,10 @@ import sqlalchemy as sa
 
 from .store import ExchangeStore, statuses, utc
 
+# The party of the relay's own statuses (the end of a held package's verification), as the
+# trail names the relay's receipt.
+RELAY_PARTY = "relay"
+
 
 @dataclass(frozen=True)
 class StatusRecord:

@@ -30,6 +30,7 @@ from .errors import (
     ExchangeError,
     Forbidden,
     InvalidPackage,
+    InvalidTransition,
     PackageTooLarge,
     SenderMismatch,
 )
@@ -89,6 +90,11 @@ class Statuses:
             raise
 
     def _check(self, status: edxml.StatusMessage, message: MessageRecord, agency: str) -> None:
+        if not message.verified:
+            raise InvalidTransition(
+                f"message {message.id} is {message.verification}, not delivered: it has no "
+                "lifecycle (verification pending: wait for the relay's status)"
+            )
         if status.sender.organ_id != agency:
             raise SenderMismatch(
                 f"the status is from {status.sender.organ_id}, but you are {agency}"

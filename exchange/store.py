@@ -1,10 +1,11 @@
 """The relay's tables and its database (SQLAlchemy Core; SQLite and PostgreSQL alike).
 
 The tables are on Kyso's one :data:`directory.db.metadata` (the agencies they refer to are in
-:mod:`directory.store`) and are created by the Alembic migrations (``0003``). Their
-repositories, one per use case, are kinds of :class:`ExchangeStore`:
-:mod:`exchange.message_store` (messages, attachments, recipients), :mod:`exchange.status_store`
-and :mod:`exchange.mailbox_store` (deliveries, push endpoints).
+:mod:`directory.store`) and are created by the Alembic migrations (``0003``; ``0009`` the
+held packages). Their repositories, one per use case, are kinds of :class:`ExchangeStore`:
+:mod:`exchange.message_store` (messages, attachments, recipients), :mod:`exchange.status_store`,
+:mod:`exchange.mailbox_store` (deliveries, push endpoints) and :mod:`exchange.pending_store`
+(packages held in "verification pending").
 
 Every write of the relay goes through :meth:`ExchangeStore.write`, which takes the one write
 lock (``BEGIN IMMEDIATE`` on SQLite, the audit head row ``FOR UPDATE`` on PostgreSQL) *before*
@@ -60,6 +61,8 @@ messages = sa.Table(
     sa.Column("receipt_sha256", sa.String(64), nullable=False),
     sa.Column("signer_serial", sa.String(64), nullable=False),
     sa.Column("recalled_at", UTC_TIME),
+    # "verified" (NULL in rows older than 0009), "pending" or "refused": see exchange/pending.py.
+    sa.Column("verification", sa.String(16)),
     sa.UniqueConstraint("sender", "package_sha256", name="uq_exchange_messages_digest"),
     sa.UniqueConstraint("sender", "idempotency_key", name="uq_exchange_messages_idempotency"),
 )
@@ -74,6 +77,18 @@ attachments = sa.Table(
     sa.Column("content_type", sa.Text, nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False, index=True),
     sa.Column("size", sa.BigInteger, nullable=False),
+)
+
+# A package held in "verification pending": its recipients are owed nothing until it passes.
+pending_verifications = sa.Table(
+    "exchange_pending_verifications",
+    metadata,
+    sa.Column("message_id", sa.String(32), sa.ForeignKey("exchange_messages.id"), primary_key=True),
+    sa.Column("recipients", sa.Text, nullable=False),  # comma-separated agency codes
+    sa.Column("since", UTC_TIME, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTC_TIME, nullable=False, index=True),
+    sa.Column("last_error", sa.Text),
 )
 
 recipients = sa.Table(

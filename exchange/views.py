@@ -16,6 +16,7 @@ from .mailbox import InboxItem, InboxPage, PushEndpoint
 from .mailbox_store import DeliveryRecord
 from .message_store import RecipientRecord
 from .messages import MessageView, Part, Received, Sent
+from .status_store import RELAY_PARTY
 from .statuses import StatusReceived
 from .trail import MessageTrail
 
@@ -53,6 +54,7 @@ def message(view: MessageView) -> dict[str, Any]:
         "transport": m.transport,
         "received_at": m.received_at.isoformat(),
         "recalled_at": m.recalled_at.isoformat() if m.recalled_at else None,
+        "verification": m.verification,
         "recipients": _states(view.recipients),
         "attachments": [
             {
@@ -82,7 +84,7 @@ def trail(found: MessageTrail) -> dict[str, Any]:
                 "kind": "receipt",
                 "code": edxml.StatusCode.ARRIVED.value,
                 "meaning": "Trục liên thông đã nhận",
-                "from": "relay",
+                "from": RELAY_PARTY,
                 "at": m.received_at.isoformat(),
                 "sha256": m.receipt_sha256,
                 "href": f"{message_href(m.id)}/receipt",
@@ -123,6 +125,7 @@ def sent(item: Sent) -> dict[str, Any]:
         "subject": m.subject,
         "received_at": m.received_at.isoformat(),
         "recalled_at": m.recalled_at.isoformat() if m.recalled_at else None,
+        "verification": m.verification,
         "recipients": _states(item.recipients),
     }
 

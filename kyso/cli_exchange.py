@@ -218,6 +218,12 @@ def send(
     console.print(f"{'sent' if sent.created else 'already sent'}: message {sent.message_id}")
     console.print(f"  package SHA-256 {sent.package_sha256}")
     console.print(f"  receipt: {'valid' if check.ok else 'NOT VALID'} ({check.detail})")
+    if sent.verification != "verified":
+        console.print(
+            f"  verification {sent.verification}: the relay could not check the signer's "
+            "revocation yet; it delivers the package once verified and sends a status (01 "
+            "delivered, 02 refused)"
+        )
     if not check.ok:
         sys.exit(1)
 

@@ -46,6 +46,11 @@ The relay (:class:`exchange.config.RelayConfig`, in ``Settings.relay``):
 |                              |           | one address before the relay answers 429         |
 | KYSO_METRICS_NETWORKS        | none      | networks that may read /metrics without an admin |
 |                              |           | or auditor credential (comma-separated)          |
+| KYSO_UNREACHABLE_RESPONDER   | pending   | revocation status unavailable: `pending` holds   |
+|                              |           | the package and verifies it again, `refuse` 02s  |
+| KYSO_VERIFY_BASE_DELAY       | 60        | first re-verification delay, seconds (doubles)   |
+| KYSO_VERIFY_MAX_DELAY        | 1800      | longest re-verification delay, seconds           |
+| KYSO_VERIFY_GIVE_UP          | 86400     | seconds a package may wait before it is refused  |
 
 A malformed value stops the command (one line naming the variable), never widens or vanishes.
 """
@@ -61,7 +66,7 @@ from pathlib import Path
 
 from certs.egress import DENY_ALL, PUBLIC_NAMES, EgressPolicy, InvalidEgressRule
 from certs.pkcs11uri import DEFAULT_ACCESS, DEFAULT_PKCS11_MODULE, Pkcs11Access
-from exchange.config import LOOPBACK, RelayConfig
+from exchange.config import LOOPBACK, RelayConfig, UnreachableResponder
 
 from .errors import InvalidRequest
 
@@ -170,7 +175,28 @@ def relay_config(env: Mapping[str, str]) -> RelayConfig:
             env, "KYSO_RELAY_AUTH_FAILURES", DEFAULT_RELAY.auth_failures_per_minute
         ),
         metrics_networks=networks("KYSO_METRICS_NETWORKS", env.get("KYSO_METRICS_NETWORKS")),
+        unreachable_responder=_unreachable_responder(env),
+        verify_base_delay=_number(env, "KYSO_VERIFY_BASE_DELAY", DEFAULT_RELAY.verify_base_delay),
+        verify_max_delay=_number(env, "KYSO_VERIFY_MAX_DELAY", DEFAULT_RELAY.verify_max_delay),
+        verify_give_up=dt.timedelta(
+            seconds=_number(
+                env, "KYSO_VERIFY_GIVE_UP", DEFAULT_RELAY.verify_give_up.total_seconds()
+            )
+        ),
     )
+
+
+def _unreachable_responder(env: Mapping[str, str]) -> UnreachableResponder:
+    value = env.get("KYSO_UNREACHABLE_RESPONDER", "").strip().lower()
+    if not value:
+        return DEFAULT_RELAY.unreachable_responder
+    try:
+        return UnreachableResponder(value)
+    except ValueError:
+        choices = ", ".join(p.value for p in UnreachableResponder)
+        raise InvalidRequest(
+            f"KYSO_UNREACHABLE_RESPONDER={value!r} is not one of {choices}"
+        ) from None
 
 
 def pkcs11_access(env: Mapping[str, str]) -> Pkcs11Access:

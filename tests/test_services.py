@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from exchange.config import RelayConfig
+from exchange.config import RelayConfig, UnreachableResponder
 from kyso.app import build_app
 from kyso.config import Settings
+from kyso.errors import InvalidRequest
 from kyso.samples import decision_pdf
 from kyso.services import Root, Services
 
@@ -81,6 +82,10 @@ def test_every_variable_is_read_into_the_settings() -> None:
         "KYSO_EXCHANGE_WORKER": "off",
         "KYSO_RELAY_AUTH_FAILURES": "5",
         "KYSO_METRICS_NETWORKS": "10.9.0.0/16",
+        "KYSO_UNREACHABLE_RESPONDER": "Refuse",
+        "KYSO_VERIFY_BASE_DELAY": "5",
+        "KYSO_VERIFY_MAX_DELAY": "300",
+        "KYSO_VERIFY_GIVE_UP": "7200",
     }
     settings = Settings.load(env=env)
     assert settings.db_url == "sqlite:////srv/kyso/kyso.sqlite"
@@ -102,7 +107,13 @@ def test_every_variable_is_read_into_the_settings() -> None:
         routing_file="/etc/kyso/routing.json",
         auth_failures_per_minute=5,
         metrics_networks=(ipaddress.ip_network("10.9.0.0/16"),),
+        unreachable_responder=UnreachableResponder.REFUSE,
+        verify_base_delay=5,
+        verify_max_delay=300,
+        verify_give_up=dt.timedelta(hours=2),
     )
+    with pytest.raises(InvalidRequest, match="KYSO_UNREACHABLE_RESPONDER"):
+        Settings.load(env={"KYSO_UNREACHABLE_RESPONDER": "deliver"})
     shown = repr(settings)  # what a log line or a traceback could show
     assert "mật khẩu" not in shown and "1234" not in shown and "session-key" not in shown
 
