@@ -260,6 +260,8 @@ class Root:
             self.settings.relay,
             push_policy=self.settings.push_allow,
             authenticator=self.authenticator,
+            anchors=self.trust_anchors.trust_set,
+            revocation=self.revocation_fetcher,
         )
 
     # -- the whole graph ------------------------------------------------------------------------
