@@ -230,6 +230,8 @@ class Root:
             InProcessTimeStamper(self.pki_services.tsa),
             self.pki_services.answer,
             stamp_font=self.settings.stamp_font,
+            trust=self.trust_anchors.trust_set,
+            revocation=self.revocation_fetcher,
         )
 
     @functools.cached_property
