@@ -25,7 +25,7 @@ from .cli_common import (
 
 if TYPE_CHECKING:
     from signer.policy import ValidationPolicy
-    from signer.report import Report
+    from signer.report import Report, SignatureReport
 
 LEVELS = click.Choice([level.value for level in Level])
 # The options `kyso sign pdf` and `kyso sign pdfs` share.
@@ -313,6 +313,22 @@ def verify_command(
 _COLOURS = {"TOTAL_PASSED": "green", "INDETERMINATE": "yellow", "TOTAL_FAILED": "red"}
 
 
+# The subject attributes the text view shows (certs.subject.SubjectInfo), in this order.
+HOLDER_FIELDS = ("organisation", "unit", "title", "tax_code", "citizen_id", "old_id_card")
+
+
+def _ca_line(signature: SignatureReport) -> str:
+    """Which CA issued the signer's certificate, and whether Kyso trusts it."""
+    from signer.report import SubIndication
+
+    assert signature.signer is not None
+    if signature.issuer_path:
+        return f"issued under {' ← '.join(signature.issuer_path)} (trusted)"
+    if signature.sub_indication is SubIndication.NO_CERTIFICATE_CHAIN_FOUND:
+        return f"{signature.signer.issuer}: not in Kyso's trust store"
+    return signature.signer.issuer
+
+
 def print_report(report: Report) -> None:
     """The text view of a report (the JSON and the web page are the other two)."""
     from signer.explain import vietnam_time
@@ -334,6 +350,11 @@ def print_report(report: Report) -> None:
                 f"  signer: {s.signer.common_name} · {s.signer.organization or ''} "
                 f"· serial {s.signer.serial}"
             )
+            holder = s.signer.subject_info.to_dict()
+            shown = [f"{k}: {holder[k]}" for k in HOLDER_FIELDS if k in holder]
+            if shown:
+                console.print(f"  subject: {' · '.join(shown)}", markup=False)
+            console.print(f"  CA: {_ca_line(s)}", markup=False)
         if s.claimed_signing_time:
             console.print(f"  claimed signing time: {vietnam_time(s.claimed_signing_time)}")
         if s.timestamp_time:

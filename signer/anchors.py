@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from certs.truststore import TrustSet
 
 UNTRUSTED_CA_EN = "the certificate's CA ({issuer}) is not in Kyso's trust store"
+UNTRUSTED_CA_SENTENCE = "The certificate's CA ({issuer}) is not in Kyso's trust store."
 UNTRUSTED_CA_VI = "Tổ chức chứng thực ({issuer}) không có trong danh sách tin cậy của Kyso."
 
 
@@ -41,10 +42,9 @@ def _named(report: SignatureReport, names: dict[str, str]) -> SignatureReport:
     if report.sub_indication is not SubIndication.NO_CERTIFICATE_CHAIN_FOUND:
         return report
     issuer = report.signer.issuer if report.signer else "unknown"
+    vi, en = UNTRUSTED_CA_VI.format(issuer=issuer), UNTRUSTED_CA_SENTENCE.format(issuer=issuer)
     return dataclasses.replace(
         report.noted(UNTRUSTED_CA_EN.format(issuer=issuer), first=True),
-        explanation_vi=f"{report.explanation_vi} {UNTRUSTED_CA_VI.format(issuer=issuer)}".strip(),
-        explanation_en=(
-            f"{report.explanation_en} {UNTRUSTED_CA_EN.format(issuer=issuer).capitalize()}."
-        ).strip(),
+        explanation_vi=f"{report.explanation_vi} {vi}".strip(),
+        explanation_en=f"{report.explanation_en} {en}".strip(),
     )
