@@ -7,7 +7,8 @@ certificates whose authorityInfoAccess and cRLDistributionPoints point at
 * ``openssl ocsp`` running as a responder subprocess (:meth:`ForeignCA.start_ocsp`), answering
   from the CA's ``index.txt``: restart it after :meth:`ForeignCA.revoke`, as the issue says;
 * the CA's CRL (DER) served by :mod:`http.server` in a thread (:meth:`ForeignCA.start_crl`),
-  with the root's CRL about the issuing CA (its cRLDistributionPoints) beside it.
+  with the root's CRL about the issuing CA beside it (named by the issuing CA's certificate
+  only if made with ``root_crl``).
 
 Both listen on loopback ports reserved when the CA is made (they are written into the
 certificates), so a test must allow ``127.0.0.0/8`` in its egress policy, explicitly.
@@ -76,7 +77,7 @@ basicConstraints = critical, CA:TRUE, pathlen:0
 keyUsage = critical, keyCertSign, cRLSign
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
-crlDistributionPoints = URI:{root_crl_url}
+{issuing_crl}
 
 [ocsp_responder]
 basicConstraints = critical, CA:FALSE
@@ -147,8 +148,11 @@ class ForeignCA:
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=self.directory)
 
     @classmethod
-    def create(cls, directory: Path) -> ForeignCA:
-        """Make the root, the issuing CA and the OCSP responder's certificate, and a CRL."""
+    def create(cls, directory: Path, root_crl: bool = False) -> ForeignCA:
+        """Make the root, the issuing CA and the OCSP responder's certificate, and a CRL.
+
+        ``root_crl``: the issuing CA's certificate names the root's CRL (as a licensed CA's
+        does), so its revocation can be checked too; without, it names no source at all."""
         ca = cls(directory)
         (directory / "issued").mkdir(parents=True)
         (directory / "index.txt").write_text("")
@@ -161,7 +165,7 @@ class ForeignCA:
                 dir=directory,
                 ocsp_url=ca.ocsp_url,
                 crl_url=ca.crl_url,
-                root_crl_url=ca.root_crl_url,
+                issuing_crl=f"crlDistributionPoints = URI:{ca.root_crl_url}" if root_crl else "",
             )
         )
         ca.openssl(
@@ -293,10 +297,10 @@ class ForeignCA:
 
 
 @contextlib.contextmanager
-def foreign_ca(directory: Path, **signers: str) -> Iterator[ForeignCA]:
+def foreign_ca(directory: Path, root_crl: bool = False, **signers: str) -> Iterator[ForeignCA]:
     """A :class:`ForeignCA` that issued ``signers`` (file name → common name), with its OCSP
-    responder and CRL server running; stopped after."""
-    ca = ForeignCA.create(directory)
+    responder and CRL server running; stopped after. ``root_crl``: see :meth:`ForeignCA.create`."""
+    ca = ForeignCA.create(directory, root_crl)
     for name, common_name in signers.items():
         ca.issue(name, common_name)
     try:

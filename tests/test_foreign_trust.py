@@ -86,9 +86,9 @@ def _app(env: ExchangeEnv) -> Flask:
 def world(kyso_env: KysoEnv, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("foreign-trust")
     env, cleanup = clone_env(kyso_env, tmp / "kyso", KYSO_REVOCATION_ALLOW="*, 127.0.0.0/8")
-    stranger = ForeignCA.create(tmp / "stranger-ca")
+    stranger = ForeignCA.create(tmp / "stranger-ca", root_crl=True)
     stranger.issue("seal", "UBND phuong Hung Dung", subject=SEAL_SUBJECT)
-    with foreign_ca(tmp / "gov-ca") as ca:
+    with foreign_ca(tmp / "gov-ca", root_crl=True) as ca:
         ca.issue("seal", "UBND phuong Hung Dung", subject=SEAL_SUBJECT)
         ca.issue("officer", "Nguyen Van An", subject=OFFICER_SUBJECT)
         ca.issue("vinh", "UBND thanh pho Vinh", subject="/UID=MST:2900325910")
