@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
 from certs.subject import SubjectInfo
+from directory import AGENCY_CODE
 
 from .levels import Level
 
@@ -111,7 +112,15 @@ def _describe_certificate(certificate: x509.Certificate) -> CertificateInfo:
         subject=certificate.subject.rfc4514_string(),
         common_name=first(NameOID.COMMON_NAME) or certificate.subject.rfc4514_string(),
         organization=first(NameOID.ORGANIZATION_NAME),
-        agency_code=first(NameOID.USER_ID),
+        # Kyso's CA writes the agency code in UID; other CAs write MST:…, CCCD:… there.
+        agency_code=next(
+            (
+                str(a.value)
+                for a in certificate.subject.get_attributes_for_oid(NameOID.USER_ID)
+                if AGENCY_CODE.match(str(a.value))
+            ),
+            None,
+        ),
         issuer=certificate.issuer.rfc4514_string(),
         serial=format(certificate.serial_number, "X"),
         not_before=certificate.not_valid_before_utc,

@@ -177,6 +177,7 @@ def test_a_foreign_seal_and_officer_go_through_the_relay_and_verify(world: World
     [signature] = as_package["signatures"]
     assert as_package["passed"] and signature["issuer_path"] == ["gov-issuing", "gov-root"]
     assert signature["signer"]["subject_info"]["tax_code"] == "0101234567"
+    assert signature["signer"]["agency_code"] is None  # a UID names an agency in Kyso's only
     as_pdf = _verify(world, world.tmp / "attached.pdf")
     [officer] = as_pdf["signatures"]
     assert as_pdf["passed"] and officer["issuer_path"] == ["gov-issuing", "gov-root"]
