@@ -201,3 +201,8 @@ def local_pki_anchors(layout: PkiLayout) -> list[tuple[str, x509.Certificate, An
             AnchorRole.INTERMEDIATE,
         ),
     ]
+
+
+def local_pki_trust_set(layout: PkiLayout) -> TrustSet:
+    """Kyso's own CA alone, as a trust set: what a tool reading only the PKI directory trusts."""
+    return TrustSet(tuple(TrustAnchor(*entry) for entry in local_pki_anchors(layout)))

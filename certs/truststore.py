@@ -19,7 +19,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from directory.certificates import certificate_fingerprint as fingerprint
+from directory.fingerprints import certificate_fingerprint as fingerprint
 
 from .clock import utcnow
 from .errors import PKIError

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from . import DirectoryError, UnknownAgency
 from .db import metadata
+from .fingerprints import certificate_fingerprint
 from .store import agencies
 
 agency_certificates = sa.Table(
@@ -97,11 +97,6 @@ class Role(enum.Enum):
 
     SEAL = "seal"
     OFFICER = "officer"
-
-
-def certificate_fingerprint(certificate: x509.Certificate) -> str:
-    """SHA-256 of the certificate's DER, lower-case hex."""
-    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
 def attribute_oid(name: str) -> ObjectIdentifier:

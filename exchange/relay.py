@@ -2,8 +2,9 @@
 
 Accepting a package is, in order: size → idempotency (same key, or same bytes from the same
 sender: the stored receipt, nothing new) → reassemble multipart parts → schema and XAdES
-signature (``signer.xades``) → the signer is a registered, unrevoked certificate of the
-authenticated agency, which is also the package's ``From`` → routing → every PDF attachment's
+signature (``signer.xades``: a chain to the trust store, unrevoked) → the signer's certificate
+is registered in the directory as the seal of the authenticated agency, which is also the
+package's ``From`` → routing → every PDF attachment's
 signatures → files written and fsynced → receipt signed (relay key, TSA timestamp) → one
 database transaction (message, attachments, recipients, deliveries, audit row) → answer.
 Nothing is acknowledged before it is durable, and nothing of a refused package is stored
@@ -25,6 +26,7 @@ trail and the audit log). They return records; :mod:`exchange.views` makes them 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import io
 import secrets
@@ -34,10 +36,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from cryptography import x509
 
 from certs.clock import utcnow
 from certs.store import CertificateStore
 from directory import Directory
+from directory.certificates import AmbiguousRegistration, CertificateRegistry, Role
 from signer import edxml, xml_signing
 from signer.errors import DocumentTooLarge, NoSignature, SignerError
 from signer.pdf_input import looks_like_pdf
@@ -159,7 +163,9 @@ class Relay:
             [signature] = report.signatures
             serial = signature.signer.serial if signature.signer is not None else ""
             return PackageCheck(package, serial, held=True, reason=f"{name}: {reason}")
-        serial = self._signer_serial(report, package is not None, name, agency)
+        serial = self._signer_serial(
+            report, verification.signer_certificate, package is not None, name, agency
+        )
         assert package is not None  # a passed verdict without a package was refused
         return PackageCheck(package, serial)
 
@@ -175,11 +181,24 @@ class Relay:
         details = "; ".join(waiting[0].details[:2])
         return f"revocation information is unavailable ({details or SubIndication.TRY_LATER})"
 
-    def _signer_serial(self, report: Report, signed: bool, name: str, agency: str) -> str:
-        """The signer's serial, once the verdict passed and the signer is ``agency``'s
-        registered, unrevoked certificate; else the refusal."""
+    @functools.cached_property
+    def registry(self) -> CertificateRegistry:
+        """Which certificates are which agency's (the directory's registrations)."""
+        return CertificateRegistry(self.engine)
+
+    def _signer_serial(
+        self,
+        report: Report,
+        certificate: x509.Certificate | None,
+        signed: bool,
+        name: str,
+        agency: str,
+    ) -> str:
+        """The signer's serial, once the verdict passed (a chain to the trust store, not
+        revoked) and the signer's ``certificate`` is registered as ``agency``'s seal; else
+        the refusal."""
         [signature] = report.signatures
-        if not report.passed or not signed or signature.signer is None:
+        if not report.passed or not signed or signature.signer is None or certificate is None:
             why = "; ".join(signature.details[:3]) or str(signature.sub_indication)
             extensions = {"report": report.to_dict()}
             if signature.sub_indication in REVOKED_SUBINDICATIONS:
@@ -188,23 +207,42 @@ class Relay:
                 f"{name}: the signature is not valid ({signature.sub_indication}: {why})",
                 extensions,
             )
-        serial = signature.signer.serial
-        record = self.certificates.find(int(serial, 16))
-        if record is None or hashlib.sha256(record.der).hexdigest() != signature.signer.sha256:
+        self._check_registered(certificate, name, agency)
+        self._check_kyso_record(certificate, name, agency)
+        return signature.signer.serial
+
+    def _check_registered(self, certificate: x509.Certificate, name: str, agency: str) -> None:
+        """Refuse unless the directory registers ``certificate`` as ``agency``'s seal now."""
+        described = f"{certificate.subject.rfc4514_string()}, serial {certificate.serial_number:X}"
+        try:
+            registration = self.registry.agency_of(certificate, self.clock())
+        except AmbiguousRegistration as exc:
+            raise CertificateRefused(f"{name}: {exc}") from None
+        if registration is None:
             raise CertificateRefused(
-                f"{name}: the signing certificate {serial} is not registered in the directory"
+                f"{name}: the signing certificate ({described}) is not registered to any "
+                "agency in the directory"
             )
-        if record.agency_code != agency:
+        if registration.agency != agency:
             raise SenderMismatch(
-                f"{name} is signed with a certificate of {record.agency_code or 'no agency'} "
-                f"({record.common_name}), not of {agency}"
+                f"{name} is signed with a certificate of {registration.agency} "
+                f"({described}), not of {agency}"
             )
-        if record.revoked:
+        if registration.role is not Role.SEAL:
             raise CertificateRefused(
-                f"{name}: the signing certificate {serial} of {agency} is revoked "
+                f"{name}: the signing certificate ({described}) is registered to {agency} as "
+                f"{registration.role.value}, not as its seal"
+            )
+
+    def _check_kyso_record(self, certificate: x509.Certificate, name: str, agency: str) -> None:
+        """A certificate Kyso's CA issued is refused as soon as its record is revoked (the
+        CRLs the validator holds may be a few seconds old)."""
+        record = self.certificates.find_certificate(certificate)
+        if record is not None and record.revoked:
+            raise CertificateRefused(
+                f"{name}: the signing certificate {record.serial:X} of {agency} is revoked "
                 f"({record.revocation_reason})"
             )
-        return serial
 
     @staticmethod
     def _refusal(name: str, exc: SignerError) -> ExchangeError:
@@ -447,7 +485,9 @@ class Relay:
         except SignerError as exc:
             raise self._refusal(name, exc) from None
         status = verification.status
-        self._signer_serial(verification.report, status is not None, name, agency)
+        self._signer_serial(
+            verification.report, verification.signer_certificate, status is not None, name, agency
+        )
         assert status is not None  # a passed verdict without a status was refused
         return status
 

@@ -4,6 +4,7 @@ object per use case, sharing the repositories, the audit log and the one write l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,10 @@ from certs.egress import DENY_ALL, EgressPolicy, Resolver, system_resolver
 from certs.keystore import SigningKey, signer_from_bundle
 from certs.layout import ISSUING_CA, ROOT_CA
 from certs.pki import Pki
+from certs.revocation_fetch import RevocationFetcher
 from certs.services import PkiServices
+from certs.trust_anchors import local_pki_trust_set
+from certs.truststore import TrustSet
 from certs.tsa import stamp_digest
 from signer import edxml
 
@@ -83,13 +87,17 @@ def open_exchange(
     push_policy: EgressPolicy = DENY_ALL,
     resolver: Resolver = system_resolver,
     authenticator: Authenticator | None = None,
+    anchors: Callable[[], TrustSet] | None = None,
+    revocation: RevocationFetcher | None = None,
 ) -> Exchange:
     """Open the relay key, the routing rules of ``config`` and the stores; nothing is started.
 
     ``push_policy`` is the administrator's allow-list of push endpoints (by default none is
     allowed): checked when an agency registers one and again before every delivery, both
     resolving host names with ``resolver``. ``authenticator``: the one the caller already
-    opened (see :func:`open_authenticator`), else one is opened here.
+    opened (see :func:`open_authenticator`), else one is opened here. ``anchors``: the trust
+    store the relay verifies against (by default Kyso's own CA alone); ``revocation``: online
+    OCSP and CRLs for certificates of other CAs (by default none: they cannot pass).
     """
     pki = services.pki
     bundle = pki.service_bundle("relay", passphrase)
@@ -99,10 +107,12 @@ def open_exchange(
         bundle.certificate,
         bundle.chain,
     )
+    local = local_pki_trust_set(pki.layout)
     trust = Trust(
-        (pki.root_certificate,),
-        (pki.issuing_certificate,),
-        lambda: [services.crl(ROOT_CA), services.crl(ISSUING_CA)],
+        anchors or (lambda: local),
+        lambda: {pki.endpoints.crl(name): services.crl(name) for name in (ROOT_CA, ISSUING_CA)},
+        pki.endpoints.ocsp,
+        revocation,
     )
     message_store, status_store = MessageStore(engine), StatusStore(engine)
     mailbox_store = MailboxStore(engine)

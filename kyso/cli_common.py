@@ -219,11 +219,6 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
-def default_trust_dir(settings: Settings) -> Path:
-    """Without --trust, a verifier trusts the local PKI's root CA."""
-    return settings.pki_dir / "ca" / "root.pem"
-
-
 def default_tsa_url(settings: Settings) -> str | None:
     """The TSA of the local PKI, from the URL its certificates were issued with."""
     from certs.layout import PkiLayout

@@ -19,14 +19,13 @@ from .cli_common import (
     Context,
     KysoCommand,
     console,
-    default_trust_dir,
     default_tsa_url,
     pass_context,
 )
 
 if TYPE_CHECKING:
     from signer.policy import ValidationPolicy
-    from signer.report import Report
+    from signer.report import Report, SignatureReport
 
 LEVELS = click.Choice([level.value for level in Level])
 # The options `kyso sign pdf` and `kyso sign pdfs` share.
@@ -55,11 +54,27 @@ def _box(text: str | None) -> tuple[float, float, float, float] | None:
 def _policy(
     obj: Context, trust: Path | None, offline: bool, at: dt.datetime | None
 ) -> ValidationPolicy:
-    from certs.truststore import load_certificates
+    """``--trust``'s certificates (revocation fetched by pyHanko); else Kyso's trust store,
+    foreign revocation through KYSO_REVOCATION_ALLOW and Kyso's own from its CRL files."""
+    from certs.layout import PkiLayout
+    from certs.revocation_certvalidator import KysoFetcherBackend
+    from certs.truststore import TrustSet
+    from exchange.trust import trust_for_pki
     from signer.policy import ValidationPolicy
 
-    roots = load_certificates(trust or default_trust_dir(obj.settings))
-    return ValidationPolicy(tuple(roots), offline=offline, at=at)
+    if trust is not None:
+        return ValidationPolicy.of_trust(TrustSet.from_path(trust), offline=offline, at=at)
+    root = obj.root
+    if offline or not PkiLayout(obj.settings.pki_dir).exists():
+        trusted = root.trust_anchors.trust_set(at)
+        backend = (
+            None if offline else KysoFetcherBackend(root.revocation_fetcher, trusted.issuer_of)
+        )
+        return ValidationPolicy.of_trust(trusted, offline=offline, at=at, fetcher_backend=backend)
+    store = trust_for_pki(
+        obj.settings.pki_dir, lambda: root.trust_anchors.trust_set(at), root.revocation_fetcher
+    )
+    return dataclasses.replace(store.policy(), at=at)
 
 
 def _key_passphrase(obj: Context, reference: str) -> bytes | None:
@@ -257,7 +272,7 @@ def _parse_time(text: str | None) -> dt.datetime | None:
 @click.option(
     "--trust",
     type=click.Path(exists=True, path_type=Path),
-    help="Folder (or file) of trusted root certificates, PEM or DER.",
+    help="Folder (or file) of trusted root certificates, PEM or DER, instead of the trust store.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--offline", is_flag=True, help="Never fetch OCSP/CRL; use what the file holds.")
@@ -298,6 +313,22 @@ def verify_command(
 _COLOURS = {"TOTAL_PASSED": "green", "INDETERMINATE": "yellow", "TOTAL_FAILED": "red"}
 
 
+# The subject attributes the text view shows (certs.subject.SubjectInfo), in this order.
+HOLDER_FIELDS = ("organisation", "unit", "title", "tax_code", "citizen_id", "old_id_card")
+
+
+def _ca_line(signature: SignatureReport) -> str:
+    """Which CA issued the signer's certificate, and whether Kyso trusts it."""
+    from signer.report import SubIndication
+
+    assert signature.signer is not None
+    if signature.issuer_path:
+        return f"issued under {' ← '.join(signature.issuer_path)} (trusted)"
+    if signature.sub_indication is SubIndication.NO_CERTIFICATE_CHAIN_FOUND:
+        return f"{signature.signer.issuer}: not in Kyso's trust store"
+    return signature.signer.issuer
+
+
 def print_report(report: Report) -> None:
     """The text view of a report (the JSON and the web page are the other two)."""
     from signer.explain import vietnam_time
@@ -319,6 +350,11 @@ def print_report(report: Report) -> None:
                 f"  signer: {s.signer.common_name} · {s.signer.organization or ''} "
                 f"· serial {s.signer.serial}"
             )
+            holder = s.signer.subject_info.to_dict()
+            shown = [f"{k}: {holder[k]}" for k in HOLDER_FIELDS if k in holder]
+            if shown:
+                console.print(f"  subject: {' · '.join(shown)}", markup=False)
+            console.print(f"  CA: {_ca_line(s)}", markup=False)
         if s.claimed_signing_time:
             console.print(f"  claimed signing time: {vietnam_time(s.claimed_signing_time)}")
         if s.timestamp_time:

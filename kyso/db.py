@@ -28,8 +28,8 @@ from alembic.script import ScriptDirectory
 import exchange.identity
 import exchange.store  # noqa: F401
 from certs import store as certs_store
-from certs import trust_anchors  # noqa: F401
-from directory import certificates as agency_certificates  # noqa: F401
+from certs import trust_anchors
+from directory import certificates as agency_certificates
 from directory.db import metadata
 from directory.store import AgencyStore
 
@@ -228,12 +228,22 @@ def copy_pki_and_directory(source: sa.Engine, target: sa.Engine) -> None:
     """Copy the agency directory and the CA's records into another database (migrated first).
 
     How a deployment moves from the embedded SQLite store to PostgreSQL; agencies go in
-    parents first (the directory's own loader orders them), certificates and counters as rows.
+    parents first (the directory's own loader orders them), certificates, counters, the trust
+    store and the agencies' certificate registrations as rows (registrations without their
+    ids: the target numbers them, so that its sequence stays ahead).
     """
     upgrade(target)
     AgencyStore(target).load(AgencyStore(source).directory())
+    tables = (
+        certs_store.certificates,
+        certs_store.counters,
+        trust_anchors.trust_anchors,
+        agency_certificates.agency_certificates,
+    )
     with source.connect() as src, target.begin() as dst:
-        for table in (certs_store.certificates, certs_store.counters):
+        for table in tables:
             rows = [dict(row._mapping) for row in src.execute(table.select())]
+            for row in rows if table is agency_certificates.agency_certificates else ():
+                del row["id"]
             if rows:
                 dst.execute(table.insert(), rows)

@@ -230,6 +230,8 @@ class Root:
             InProcessTimeStamper(self.pki_services.tsa),
             self.pki_services.answer,
             stamp_font=self.settings.stamp_font,
+            trust=self.trust_anchors.trust_set,
+            revocation=self.revocation_fetcher,
         )
 
     @functools.cached_property
@@ -260,6 +262,8 @@ class Root:
             self.settings.relay,
             push_policy=self.settings.push_allow,
             authenticator=self.authenticator,
+            anchors=self.trust_anchors.trust_set,
+            revocation=self.revocation_fetcher,
         )
 
     # -- the whole graph ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import dataclasses
 import datetime as dt
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
@@ -28,7 +28,10 @@ from pyhanko.sign.timestamps import TimeStamper
 from certs.errors import PKIError
 from certs.keystore import SigningKey, open_key
 from certs.pkcs11uri import DEFAULT_ACCESS, Pkcs11Access
+from certs.revocation_certvalidator import KysoFetcherBackend
+from certs.revocation_fetch import RevocationFetcher
 from certs.store import CertificateRecord, CertificateStore
+from certs.truststore import TrustSet
 from signer.errors import InvalidDocument, SigningFailed, UnsupportedFormat
 from signer.levels import BASIC_LEVELS, Level
 from signer.localfetch import LocalAnswers
@@ -189,8 +192,12 @@ class SigningService:
         timestamper: TimeStamper | None,
         local_answers: LocalAnswers | None = None,
         stamp_font: Path | None = None,
+        trust: Callable[[], TrustSet] | None = None,
+        revocation: RevocationFetcher | None = None,
     ) -> None:
-        """``stamp_font``: the font of visible signatures' text (None: Noto Serif)."""
+        """``stamp_font``: the font of visible signatures' text (None: Noto Serif); ``trust``:
+        the trust store, which replaces ``trust_roots`` when given; ``revocation``: online
+        OCSP and CRLs for the certificates of other CAs than Kyso's."""
         self.identities = identities
         self.keyring = keyring
         self.trust_roots = trust_roots
@@ -198,6 +205,8 @@ class SigningService:
         # to itself: a request thread must not wait for another request thread.
         self.timestamper = timestamper
         self.local_answers = local_answers
+        self.trust = trust
+        self.revocation = revocation
         self.stamp_font = stamp_font
 
     @property
@@ -386,7 +395,17 @@ class SigningService:
     # -- verifying -------------------------------------------------------------------------
 
     def _policy(self, offline: bool = False, at: dt.datetime | None = None) -> ValidationPolicy:
-        return ValidationPolicy(self.trust_roots, offline=offline, at=at, local=self.local_answers)
+        if self.trust is None:
+            return ValidationPolicy(
+                self.trust_roots, offline=offline, at=at, local=self.local_answers
+            )
+        trusted = self.trust()
+        backend = (
+            KysoFetcherBackend(self.revocation, trusted.issuer_of) if self.revocation else None
+        )
+        return ValidationPolicy.of_trust(
+            trusted, offline=offline, at=at, local=self.local_answers, fetcher_backend=backend
+        )
 
     def verify(
         self,

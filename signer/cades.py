@@ -61,6 +61,7 @@ from pyhanko_certvalidator.path import ValidationPath
 from certs.aio import run_sync
 from certs.keystore import SigningKey, from_asn1, to_asn1
 
+from .anchors import named
 from .checkcache import CertificateCheck
 from .errors import DocumentTooLarge, InvalidDocument, SigningFailed, UnsupportedFormat
 from .explain import with_explanation
@@ -553,7 +554,7 @@ async def async_verify_cms(
         document_sha256=content_sha256,
         format=DocumentFormat.CMS,
         validation_time=policy.moment,
-        signatures=(finish(report, sub),),
+        signatures=named((finish(report, sub),), policy.anchors),
     )
 
 

@@ -45,6 +45,7 @@ from pyhanko_certvalidator.errors import (
 from certs.aio import run_sync
 from certs.keystore import from_asn1
 
+from .anchors import named
 from .checkcache import CertificateCheck, CertificateCheckCache, CheckKey
 from .errors import InvalidDocument
 from .explain import with_explanation
@@ -188,7 +189,8 @@ def _verify_stream(stream: BinaryIO, policy: ValidationPolicy, name: str) -> Rep
                 result.noted(tail_problem).finished(SubIndication.FORMAT_FAILURE)
             )
         results.append(result)
-    return Report(name, digest, DocumentFormat.PDF, policy.moment, tuple(results), tuple(problems))
+    signed = named(results, policy.anchors)
+    return Report(name, digest, DocumentFormat.PDF, policy.moment, signed, tuple(problems))
 
 
 _PDF_WHITESPACE = b" \t\r\n\x00\x0c"

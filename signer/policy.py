@@ -5,12 +5,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.fetchers.api import FetcherBackend
 from pyhanko_certvalidator.fetchers.requests_fetchers import RequestsFetcherBackend
 from pyhanko_certvalidator.policy_decl import (
     NO_REVOCATION,
@@ -24,6 +26,9 @@ from certs.keystore import shared_asn1
 from .checkcache import CertificateCheckCache
 from .localfetch import LocalAnswers, local_fetchers
 from .revcache import RevocationCache
+
+if TYPE_CHECKING:  # the agency's client verifies too, and must not load the directory's tables
+    from certs.truststore import TrustSet
 
 # Revocation information is required for signers and intermediate CAs; a missing answer makes
 # the verdict INDETERMINATE, never a silent pass.
@@ -55,6 +60,17 @@ class ValidationPolicy:
     checks: CertificateCheckCache | None = field(default=None, compare=False)
     # OCSP/CRL URLs this process answers itself (a server validating under its own PKI).
     local: LocalAnswers | None = field(default=None, compare=False)
+    # Where OCSP and CRL requests go (None: pyHanko's own HTTP client). Kyso's verifiers pass
+    # certs.revocation_certvalidator.KysoFetcherBackend: the egress policy, bounds and cache.
+    fetcher_backend: FetcherBackend | None = field(default=None, compare=False)
+    # The trust store the roots came from: how a verdict names the CA (see :meth:`of_trust`).
+    anchors: TrustSet | None = field(default=None, compare=False)
+
+    @classmethod
+    def of_trust(cls, trust: TrustSet, **options: Any) -> ValidationPolicy:
+        """The policy trusting ``trust``'s roots, offering its intermediates for path
+        building, and naming its entries in verdicts; ``options``: the other fields."""
+        return cls(trust.roots, extra_certs=trust.intermediates, anchors=trust, **options)
 
     # Shared by every validation under this policy, from any thread: parsed in full.
     @cached_property
@@ -76,7 +92,8 @@ class ValidationPolicy:
     ) -> ValidationContext:
         """A fresh pyHanko/certvalidator context (contexts cache state: one per validation)."""
         # requests, not aiohttp: no event-loop-bound sessions left open between calls.
-        fetchers = RequestsFetcherBackend(per_request_timeout=10).get_fetchers()
+        backend = self.fetcher_backend or RequestsFetcherBackend(per_request_timeout=10)
+        fetchers = backend.get_fetchers()
         if self.local is not None:
             fetchers = local_fetchers(fetchers, self.local)
         if self.cache is not None:

@@ -17,6 +17,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 
+from certs.subject import SubjectInfo
+from directory import AGENCY_CODE
+
 from .levels import Level
 
 REPORT_VERSION = 1
@@ -89,6 +92,8 @@ class CertificateInfo:
     not_before: dt.datetime
     not_after: dt.datetime
     sha256: str
+    # What the subject says of its holder (tax code, citizen id, organisation, title…).
+    subject_info: SubjectInfo = dataclasses.field(default_factory=SubjectInfo)
 
     @classmethod
     def of(cls, certificate: x509.Certificate) -> CertificateInfo:
@@ -107,12 +112,21 @@ def _describe_certificate(certificate: x509.Certificate) -> CertificateInfo:
         subject=certificate.subject.rfc4514_string(),
         common_name=first(NameOID.COMMON_NAME) or certificate.subject.rfc4514_string(),
         organization=first(NameOID.ORGANIZATION_NAME),
-        agency_code=first(NameOID.USER_ID),
+        # Kyso's CA writes the agency code in UID; other CAs write MST:…, CCCD:… there.
+        agency_code=next(
+            (
+                str(a.value)
+                for a in certificate.subject.get_attributes_for_oid(NameOID.USER_ID)
+                if AGENCY_CODE.match(str(a.value))
+            ),
+            None,
+        ),
         issuer=certificate.issuer.rfc4514_string(),
         serial=format(certificate.serial_number, "X"),
         not_before=certificate.not_valid_before_utc,
         not_after=certificate.not_valid_after_utc,
         sha256=certificate.fingerprint(hashes.SHA256()).hex(),
+        subject_info=SubjectInfo.of(certificate),
     )
 
 
@@ -184,6 +198,9 @@ class SignatureReport:
     details: tuple[str, ...] = ()  # findings, most important first
     explanation_vi: str = ""
     explanation_en: str = ""
+    # The trust-store entries of the signer's chain, its issuer first and the root last
+    # (signer.anchors; empty: no chain to a trusted root, or no trust store was given).
+    issuer_path: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:

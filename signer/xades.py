@@ -57,6 +57,7 @@ from certs.aio import run_sync
 from certs.keystore import SigningKey
 
 from . import safexml
+from .anchors import named
 from .cades import (
     VN_TZ,
     check_signer_certificate,
@@ -675,6 +676,9 @@ class XmlVerification:
     report: Report
     signed_content: bytes | None = field(default=None, repr=False)
     signed_tree: Any | None = field(default=None, repr=False)
+    # The certificate the signature value verified with (set with ``signed_tree``): whose
+    # it is, the application decides (the relay asks its directory's registrations).
+    signer_certificate: x509.Certificate | None = field(default=None, repr=False)
 
 
 def _received(document: bytes | Any) -> tuple[Any, str]:
@@ -731,11 +735,13 @@ async def async_verify(
         return XmlVerification(verdict)
     # What the digest covered, and nothing else: the document without its signature.
     _remove_keeping_tail(signature)
-    return XmlVerification(verdict, signed_content=content, signed_tree=tree)
+    return XmlVerification(
+        verdict, signed_content=content, signed_tree=tree, signer_certificate=certificate
+    )
 
 
 def _verdict(name: str, sha256: str, policy: ValidationPolicy, report: SignatureReport) -> Report:
-    return Report(name, sha256, DocumentFormat.XML, policy.moment, (report,))
+    return Report(name, sha256, DocumentFormat.XML, policy.moment, named((report,), policy.anchors))
 
 
 async def async_verify_xml(

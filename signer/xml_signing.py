@@ -22,6 +22,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography import x509
 from pyhanko.sign.timestamps import TimeStamper
 
 from certs.keystore import SigningKey
@@ -77,6 +78,7 @@ class PackageVerification:
 
     report: Report
     package: edxml.Package | None
+    signer_certificate: x509.Certificate | None = None  # set with ``package``
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class StatusVerification:
 
     report: Report
     status: edxml.StatusMessage | None
+    signer_certificate: x509.Certificate | None = None  # set with ``status``
 
 
 async def async_verify_document(
@@ -116,7 +119,9 @@ def verify_package(
     verification = xades.verify(document, policy, name, profile=PACKAGE)
     tree = verification.signed_tree
     return PackageVerification(
-        verification.report, edxml.read_package(tree) if tree is not None else None
+        verification.report,
+        edxml.read_package(tree) if tree is not None else None,
+        verification.signer_certificate,
     )
 
 
@@ -127,7 +132,9 @@ def verify_status(
     verification = xades.verify(document, policy, name, profile=STATUS)
     tree = verification.signed_tree
     return StatusVerification(
-        verification.report, edxml.read_status(tree) if tree is not None else None
+        verification.report,
+        edxml.read_status(tree) if tree is not None else None,
+        verification.signer_certificate,
     )
 
 

@@ -6,7 +6,9 @@ certificates whose authorityInfoAccess and cRLDistributionPoints point at
 
 * ``openssl ocsp`` running as a responder subprocess (:meth:`ForeignCA.start_ocsp`), answering
   from the CA's ``index.txt``: restart it after :meth:`ForeignCA.revoke`, as the issue says;
-* the CA's CRL (DER) served by :mod:`http.server` in a thread (:meth:`ForeignCA.start_crl`).
+* the CA's CRL (DER) served by :mod:`http.server` in a thread (:meth:`ForeignCA.start_crl`),
+  with the root's CRL about the issuing CA beside it (named by the issuing CA's certificate
+  only if made with ``root_crl``).
 
 Both listen on loopback ports reserved when the CA is made (they are written into the
 certificates), so a test must allow ``127.0.0.0/8`` in its egress policy, explicitly.
@@ -49,12 +51,22 @@ policy = anything
 unique_subject = no
 copy_extensions = none
 
+[root]
+dir = {dir}
+database = $dir/root-index.txt
+crlnumber = $dir/root-crlnumber
+certificate = $dir/root.pem
+private_key = $dir/root.key
+default_md = sha256
+default_crl_days = 1
+
 [anything]
 countryName = optional
 organizationName = optional
 organizationalUnitName = optional
 commonName = supplied
 UID = optional
+title = optional
 
 [req]
 distinguished_name = dn
@@ -65,6 +77,7 @@ basicConstraints = critical, CA:TRUE, pathlen:0
 keyUsage = critical, keyCertSign, cRLSign
 subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
+{issuing_crl}
 
 [ocsp_responder]
 basicConstraints = critical, CA:FALSE
@@ -123,6 +136,11 @@ class ForeignCA:
         return f"http://{HOST}:{self.crl_port}/issuing.crl"
 
     @property
+    def root_crl_url(self) -> str:
+        """The root's CRL (about the issuing CA), served by the same server."""
+        return f"http://{HOST}:{self.crl_port}/root.crl"
+
+    @property
     def config(self) -> Path:
         return self.directory / "openssl.cnf"
 
@@ -130,15 +148,25 @@ class ForeignCA:
         subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=self.directory)
 
     @classmethod
-    def create(cls, directory: Path) -> ForeignCA:
-        """Make the root, the issuing CA and the OCSP responder's certificate, and a CRL."""
+    def create(cls, directory: Path, root_crl: bool = False) -> ForeignCA:
+        """Make the root, the issuing CA and the OCSP responder's certificate, and a CRL.
+
+        ``root_crl``: the issuing CA's certificate names the root's CRL (as a licensed CA's
+        does), so its revocation can be checked too; without, it names no source at all."""
         ca = cls(directory)
         (directory / "issued").mkdir(parents=True)
         (directory / "index.txt").write_text("")
         (directory / "serial").write_text("1000\n")
         (directory / "crlnumber").write_text("01\n")
+        (directory / "root-index.txt").write_text("")
+        (directory / "root-crlnumber").write_text("01\n")
         ca.config.write_text(
-            _CONFIG.format(dir=directory, ocsp_url=ca.ocsp_url, crl_url=ca.crl_url)
+            _CONFIG.format(
+                dir=directory,
+                ocsp_url=ca.ocsp_url,
+                crl_url=ca.crl_url,
+                issuing_crl=f"crlDistributionPoints = URI:{ca.root_crl_url}" if root_crl else "",
+            )
         )
         ca.openssl(
             "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
@@ -155,6 +183,10 @@ class ForeignCA:
         )  # fmt: skip
         ca.issue("ocsp", "Foreign OCSP Responder", extensions="ocsp_responder")
         ca.publish_crl()
+        ca.openssl(
+            "ca", "-config", str(ca.config), "-name", "root", "-gencrl", "-out", "root.crl.pem"
+        )
+        ca.openssl("crl", "-in", "root.crl.pem", "-outform", "DER", "-out", "root.crl")
         return ca
 
     def _request(self, name: str, subject: str) -> None:
@@ -164,10 +196,13 @@ class ForeignCA:
             "-config", str(self.config),
         )  # fmt: skip
 
-    def issue(self, name: str, common_name: str, extensions: str = "signer") -> x509.Certificate:
+    def issue(
+        self, name: str, common_name: str, extensions: str = "signer", subject: str = ""
+    ) -> x509.Certificate:
         """Issue ``name``.pem / ``name``.key with ``openssl ca`` (recorded in index.txt; a
-        running responder reads the index when it starts: restart it to answer for it)."""
-        self._request(name, f"/C=VN/O=So Y Te Nghe An/CN={common_name}")
+        running responder reads the index when it starts: restart it to answer for it).
+        ``subject``: more of the subject after the common name (``/UID=MST:0101234567``)."""
+        self._request(name, f"/C=VN/O=So Y Te Nghe An/CN={common_name}{subject}")
         self.openssl(
             "ca", "-batch", "-config", str(self.config), "-extensions", extensions,
             "-in", f"{name}.csr", "-out", f"{name}.pem", "-notext",
@@ -262,10 +297,10 @@ class ForeignCA:
 
 
 @contextlib.contextmanager
-def foreign_ca(directory: Path, **signers: str) -> Iterator[ForeignCA]:
+def foreign_ca(directory: Path, root_crl: bool = False, **signers: str) -> Iterator[ForeignCA]:
     """A :class:`ForeignCA` that issued ``signers`` (file name → common name), with its OCSP
-    responder and CRL server running; stopped after."""
-    ca = ForeignCA.create(directory)
+    responder and CRL server running; stopped after. ``root_crl``: see :meth:`ForeignCA.create`."""
+    ca = ForeignCA.create(directory, root_crl)
     for name, common_name in signers.items():
         ca.issue(name, common_name)
     try:

@@ -17,8 +17,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from flask import Flask
 
 from certs.keystore import open_key
@@ -35,7 +33,6 @@ from exchange.wire import sign_request
 from kyso.app import SERVICES_KEY, create_app
 from kyso.config import Settings
 from signer import edxml, xml_signing
-from signer.policy import ValidationPolicy
 from signer.report import SubIndication
 
 from .conftest import PASSPHRASE, KysoEnv
@@ -302,39 +299,35 @@ def test_the_views_name_the_verification(
 # --- end to end with a foreign CA whose responders stop and come back ---------------------------
 
 
-def foreign_relay(env: ExchangeEnv, ca: ForeignCA, seal: x509.Certificate) -> Exchange:
-    """A relay that trusts ``ca`` too and validates its chains online (built here, in the test:
-    the relay's production trust is exchange/trust.py's business), with ``seal`` registered to
-    the sender."""
-    exchange = open_relay(env)
-    kyso = exchange.relay.trust
-    # The foreign issuing CA is an anchor here: its root publishes no revocation for it, and
-    # the seal's OCSP and CRL are what this test stops and starts.
-    policy = ValidationPolicy(trust_roots=(*kyso.roots, ca.issuing), extra_certs=kyso.intermediates)
-    exchange.relay.trust = SimpleNamespace(policy=lambda: policy)  # type: ignore[assignment]
-    record = SimpleNamespace(
-        der=seal.public_bytes(serialization.Encoding.DER),
-        agency_code=HUNG_DUNG,
-        common_name="So Y Te Nghe An",
-        revoked=False,
-        revocation_reason=None,
-    )
-    registry = SimpleNamespace(find=lambda serial, issuer=None: record)
-    exchange.relay.certificates = registry  # type: ignore[assignment]
-    return exchange
+def foreign_relay(kyso_env: KysoEnv, folder: Path, ca: ForeignCA) -> tuple[Exchange, Any]:
+    """A relay of its own that trusts ``ca`` (`kyso trust add`) and checks its chains online
+    (loopback allowed), with ``ca``'s seal registered to the sender (`kyso directory
+    certificate add`): the production wiring, as an admin sets it up. Its clean-up too."""
+    allow = "*, 127.0.0.0/8"
+    env, cleanup = clone_env(kyso_env, folder, KYSO_REVOCATION_ALLOW=allow)
+    env.kyso("trust", "add", "gov-root", str(ca.directory / "root.pem"))
+    env.kyso("trust", "add", "gov-issuing", str(ca.directory / "issuing.pem"))
+    env.kyso("directory", "certificate", "add", HUNG_DUNG, str(ca.directory / "seal.pem"))
+    return open_relay(env, KYSO_REVOCATION_ALLOW=allow), cleanup
 
 
+@pytest.mark.system  # `kyso trust add`, `kyso directory certificate add`; openssl ocsp
 @pytest.mark.parametrize("revoked_meanwhile", [False, True], ids=["good", "revoked"])
 def test_with_both_responders_stopped_the_package_waits_then_is_decided_once(
-    env: ExchangeEnv, tmp_path: Path, revoked_meanwhile: bool
+    env: ExchangeEnv,
+    kyso_env: KysoEnv,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    revoked_meanwhile: bool,
 ) -> None:
-    ca = ForeignCA.create(tmp_path / "foreign")
-    seal = ca.issue("seal", "So Y Te Nghe An")
+    ca = ForeignCA.create(tmp_path / "foreign", root_crl=True)
+    ca.issue("seal", "So Y Te Nghe An")
     ca.openssl(
         "pkcs12", "-export", "-in", "seal.pem", "-inkey", "seal.key", "-certfile", "issuing.pem",
         "-out", "seal.p12", "-passout", f"pass:{PASSPHRASE}",
     )  # fmt: skip
-    relay = foreign_relay(env, ca, seal)
+    relay, cleanup = foreign_relay(kyso_env, tmp_path / "kyso", ca)
+    request.addfinalizer(cleanup)
     with open_key(f"p12:{tmp_path / 'foreign' / 'seal.p12'}", PASSPHRASE.encode()) as key:
         package = xml_signing.sign_xml(package_bytes(env, HUNG_DUNG, [VINH]), key)
     try:
