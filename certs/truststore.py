@@ -179,6 +179,23 @@ def load_one_certificate(path: Path) -> x509.Certificate:
     return found[0]
 
 
+def parse_one_certificate(data: bytes) -> x509.Certificate:
+    """The one certificate in ``data`` (PEM or DER, as uploaded); :class:`TrustStoreError`
+    for anything else: too large, not a certificate, or a PEM bundle of several."""
+    if len(data) > MAX_TRUST_FILE_BYTES:
+        raise TrustStoreError("the file is too large to be a certificate")
+    try:
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            found = x509.load_pem_x509_certificates(data)
+        else:
+            found = [x509.load_der_x509_certificate(data)]
+    except ValueError as exc:
+        raise TrustStoreError(f"not a valid certificate: {exc}") from None
+    if len(found) != 1:
+        raise TrustStoreError(f"the file holds {len(found)} certificates, give one")
+    return found[0]
+
+
 def _read(file: Path) -> list[x509.Certificate]:
     if file.stat().st_size > MAX_TRUST_FILE_BYTES:
         raise TrustStoreError(f"{file} is too large to be a certificate file")

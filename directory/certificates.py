@@ -83,6 +83,10 @@ class RegistrationExists(RegistrationError):
     """That certificate is registered already (to this agency or another)."""
 
 
+class CertificateIsCA(RegistrationError):
+    """A CA's certificate signs certificates, not documents for an agency."""
+
+
 class UnknownRegistration(RegistrationError, LookupError):
     """No registration has that id."""
 
@@ -256,12 +260,12 @@ class CertificateRegistry:
         those attributes with ``certificate``'s values, valid by default from now on.
 
         Raises :class:`directory.UnknownAgency`, :class:`RegistrationExists` (the fingerprint,
-        or the same issuer and attributes, is registered already), :class:`RegistrationError`
-        (a CA's certificate; an attribute the certificate lacks; an inverted period).
+        or the same issuer and attributes, is registered already), :class:`CertificateIsCA`,
+        :class:`RegistrationError` (an attribute the certificate lacks; an inverted period).
         """
         now = at or _now()
         if _is_ca(certificate):
-            raise RegistrationError("a CA's certificate signs certificates, not for an agency")
+            raise CertificateIsCA("a CA's certificate signs certificates, not for an agency")
         match = self._subject_match(certificate, by_subject)
         if match:
             valid_from = valid_from or now

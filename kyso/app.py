@@ -16,7 +16,7 @@ from certs import patches
 from certs.clock import utcnow
 from exchange import http as exchange_http
 
-from . import api, problems, web, web_exchange
+from . import api, problems, web, web_certificates, web_exchange
 from .config import Settings
 from .quiet import quiet_third_party_warnings
 from .secrets import flask_secret_key
@@ -31,6 +31,7 @@ HTTP_MODULES: tuple[Callable[[Flask, Services], None], ...] = (
     exchange_http.init_app,
     web.init_app,
     web_exchange.init_app,
+    web_certificates.init_app,
     problems.init_app,
 )
 

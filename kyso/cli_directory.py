@@ -1,7 +1,7 @@
 """`kyso directory …`: the agency directory, and the certificates registered to its agencies.
 
-Every change to a registration is appended to the relay's audit log (event ``admin``, subject
-``agency-certificate:ID``), as ``kyso trust`` changes are.
+Every change to a registration is appended to the relay's audit log
+(:mod:`kyso.certificate_admin`), as ``kyso trust`` changes are.
 """
 
 from __future__ import annotations
@@ -49,27 +49,6 @@ def certificate() -> None:
     """Certificates registered to agencies: their seal, and the officers who sign for them."""
 
 
-def _day(value: dt.datetime | None, end: bool = False) -> dt.datetime | None:
-    if value is None:
-        return None
-    if end:
-        value = value.replace(hour=23, minute=59, second=59)
-    return value.replace(tzinfo=dt.UTC)
-
-
-def _audit(obj: Context, change: str, registration: Registration) -> None:
-    from exchange import audit as events
-
-    from .cli_exchange import _operator
-
-    obj.root.audit.record(
-        events.ADMIN,
-        _operator(),
-        f"agency-certificate:{registration.id}",
-        {"change": change, **registration.to_dict()},
-    )
-
-
 @certificate.command("add")
 @click.argument("code")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -104,15 +83,20 @@ def certificate_add(
     from certs.truststore import load_one_certificate
     from directory.certificates import Role
 
-    registration = obj.root.agency_certificates.register(
+    from .certificate_admin import day_end, day_start, register_certificate
+    from .cli_exchange import _operator
+
+    registration = register_certificate(
+        obj.root.agency_certificates,
+        obj.root.audit,
+        _operator(),
         code,
         load_one_certificate(file),
         Role(role),
         by_subject=by_subject,
-        valid_from=_day(valid_from),
-        valid_until=_day(until, end=True),
+        valid_from=day_start(valid_from),
+        valid_until=day_end(until),
     )
-    _audit(obj, "agency-certificate-added", registration)
     console.print(f"#{registration.id}: {registration.subject} registered to {code} as {role}")
 
 
@@ -151,6 +135,10 @@ def _match_text(registration: Registration) -> str:
 @pass_context
 def certificate_remove(obj: Context, registration_id: int) -> None:
     """Remove the registration ID (see `list`)."""
-    registration = obj.root.agency_certificates.remove(registration_id)
-    _audit(obj, "agency-certificate-removed", registration)
+    from .certificate_admin import remove_registration
+    from .cli_exchange import _operator
+
+    registration = remove_registration(
+        obj.root.agency_certificates, obj.root.audit, _operator(), registration_id
+    )
     console.print(f"#{registration_id} ({registration.subject}): no longer {registration.agency}'s")

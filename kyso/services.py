@@ -66,6 +66,8 @@ class Services:
     signing: SigningService
     workspace: Workspace
     agencies: AgencyStore
+    agency_certificates: CertificateRegistry
+    audit: AuditLog
     exchange: Exchange
     openapi: dict[str, Any]
     clock: Callable[[], dt.datetime]  # the time of the login limits
@@ -284,6 +286,8 @@ class Root:
             signing=self.signing,
             workspace=self.workspace,
             agencies=self.agencies,
+            agency_certificates=self.agency_certificates,
+            audit=self.audit,
             exchange=self.exchange,
             openapi=load_openapi(),
             clock=self.clock,

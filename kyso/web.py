@@ -90,7 +90,8 @@ def csrf_token() -> str:
 
 
 @blueprint.before_request
-def _check_csrf() -> None:
+def check_csrf() -> None:
+    """Refuse a POST without the session's CSRF token (every blueprint of the pages runs this)."""
     if request.method in SAFE_METHODS:
         return
     expected = session.get("csrf")
