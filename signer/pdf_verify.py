@@ -248,7 +248,12 @@ def _digest(stream: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-def _context(policy: ValidationPolicy, evidence: _Evidence) -> ValidationContext:
+def _context(
+    policy: ValidationPolicy, evidence: _Evidence, embedded: bool = True
+) -> ValidationContext:
+    """A context under ``policy``, holding the DSS's answers if ``embedded``."""
+    if not embedded:
+        return policy.validation_context()
     return policy.validation_context(crls=tuple(evidence.crls), ocsps=tuple(evidence.ocsps))
 
 
@@ -294,30 +299,73 @@ def _verify_one(
     except _MALFORMED:
         pass  # no signer to name: the verdict says why
     try:
-        checks = policy.checks
-        cache_key = _verdict_key(signature, signer, policy, evidence)
-        kept = checks.get(cache_key) if checks is not None and cache_key else None
-        context = (
-            _context(policy, evidence)
-            if kept is None
-            else policy.kept_verdict_context(signature.signer_cert)
-        )
-        status = run_sync(
-            async_validate_pdf_signature(
-                signature,
-                signer_validation_context=context,
-                ts_validation_context=_context(policy, evidence),
-                diff_policy=DEFAULT_DIFF_POLICY,
-            )
-        )
-        # Reads the certificates and answers validation used; asn1crypto parses them lazily.
-        result = _from_status(result, status, evidence, context, lta_times, kept)
-        if kept is None and checks is not None and cache_key is not None:
-            _keep_verdict(checks, cache_key, result, status)
+        result = _validated(signature, signer, policy, evidence, lta_times, result)
     except _MALFORMED as exc:
         why = f"the signature could not be processed: {unreadable_reason(exc)}"
         return with_explanation(result.noted(why).finished(SubIndication.FORMAT_FAILURE))
     return with_explanation(dataclasses.replace(result, changes=tuple(_changes(reader, signature))))
+
+
+def _validated(
+    signature: EmbeddedPdfSignature,
+    signer: x509.Certificate | None,
+    policy: ValidationPolicy,
+    evidence: _Evidence,
+    lta_times: list[dt.datetime],
+    result: SignatureReport,
+) -> SignatureReport:
+    """The verdict on one signature, with revocation evidence chosen by its level.
+
+    ETSI EN 319 102-1: a B-LT or B-LTA signature is validated on the evidence it carries,
+    the DSS, with nothing fetched; only when that evidence is missing or insufficient
+    (TRY_LATER), or the signature proves not to be long-term after all (its timestamp does
+    not validate), is it validated afresh. Below B-LT, revocation is always fetched fresh
+    (or read from ``policy.local``): the DSS, which no signature covers, never decides it.
+    """
+    if evidence.ocsps or evidence.crls:  # the level, hence the answer, is known only after
+        offline = dataclasses.replace(policy, offline=True)
+        embedded = _validated_under(signature, None, offline, evidence, True, lta_times, result)
+        if (
+            embedded.level is not None
+            and embedded.level.long_term
+            and embedded.sub_indication is not SubIndication.TRY_LATER
+        ):
+            return embedded
+    return _validated_under(signature, signer, policy, evidence, False, lta_times, result)
+
+
+def _validated_under(
+    signature: EmbeddedPdfSignature,
+    signer: x509.Certificate | None,
+    policy: ValidationPolicy,
+    evidence: _Evidence,
+    embedded: bool,
+    lta_times: list[dt.datetime],
+    result: SignatureReport,
+) -> SignatureReport:
+    """pyHanko's verdict under ``policy``, with the DSS's answers in its contexts if
+    ``embedded``; ``signer``: keep or reuse a passing verdict (None: neither)."""
+    checks = policy.checks
+    cache_key = _verdict_key(signature, signer, policy, evidence)
+    kept = checks.get(cache_key) if checks is not None and cache_key else None
+    context = (
+        _context(policy, evidence, embedded)
+        if kept is None
+        else policy.kept_verdict_context(signature.signer_cert)
+    )
+    status = run_sync(
+        async_validate_pdf_signature(
+            signature,
+            signer_validation_context=context,
+            ts_validation_context=_context(policy, evidence, embedded),
+            diff_policy=DEFAULT_DIFF_POLICY,
+        )
+    )
+    # Reads the certificates and answers validation used; asn1crypto parses them lazily.
+    result = _from_status(result, status, evidence, context, lta_times, kept)
+    if kept is None and checks is not None and cache_key is not None:
+        _keep_verdict(checks, cache_key, result, status)
+    return result
 
 
 def _verdict_key(
