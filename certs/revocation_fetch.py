@@ -255,19 +255,15 @@ class RevocationFetcher:
         if cached is not None:
             return cached
         request = ocsp_request(certificate, issuer).public_bytes(serialization.Encoding.DER)
-        problems: list[str] = []
-        for url in urls:
-            try:
-                der = self.get(url, self.bounds.max_ocsp_bytes, request, "ocsp-response")
-                single = verify_ocsp(der, certificate, issuer, now, self.bounds.freshness)
-            except (FetchFailed, InvalidEvidence) as exc:
-                problems.append(f"{url}: {exc}" if isinstance(exc, InvalidEvidence) else str(exc))
-                continue
+
+        def answer(url: str) -> FetchedOcsp:
+            der = self.get(url, self.bounds.max_ocsp_bytes, request, "ocsp-response")
+            single = verify_ocsp(der, certificate, issuer, now, self.bounds.freshness)
             fetched = FetchedOcsp(url, der, single)
             self.ocsp_cache.put(key, fetched, single.next_update_utc)
             return fetched
-        # Unreachable, or what came back could not be relied on: either way, no answer.
-        raise FetchFailed("; ".join(problems))
+
+        return _first_answer(urls, answer)
 
     def crl(self, certificate: x509.Certificate, issuer: x509.Certificate) -> FetchedCrl:
         """A verified, fresh CRL of ``issuer`` from the first of ``certificate``'s distribution
@@ -276,20 +272,31 @@ class RevocationFetcher:
         if not urls:
             raise NoRevocationSource("the certificate names no CRL distribution point")
         now = self.clock()
-        problems: list[str] = []
-        for url in urls:
+
+        def answer(url: str) -> FetchedCrl:
             key = (url, fingerprint(issuer))
             cached = self.crl_cache.get(key, now)
             if cached is not None:
                 return cached
-            try:
-                der = self.get(url, self.bounds.max_crl_bytes, kind="pkix-crl")
-                crl = verify_crl(der, issuer, now, self.bounds.freshness)
-            except (FetchFailed, InvalidEvidence) as exc:
-                problems.append(f"{url}: {exc}" if isinstance(exc, InvalidEvidence) else str(exc))
-                continue
+            der = self.get(url, self.bounds.max_crl_bytes, kind="pkix-crl")
+            crl = verify_crl(der, issuer, now, self.bounds.freshness)
             fetched = FetchedCrl(url, der, crl)
             self.crl_cache.put(key, fetched, crl.next_update_utc)
             return fetched
-        # Unreachable, or what came back could not be relied on: either way, no answer.
-        raise FetchFailed("; ".join(problems))
+
+        return _first_answer(urls, answer)
+
+
+def _first_answer(urls: list[str], answer: Callable[[str], V]) -> V:
+    """The first of ``urls`` whose ``answer`` is had and verifies; else :class:`FetchFailed`
+    naming what each gave (unreachable, or what came back could not be relied on: either way,
+    no answer)."""
+    problems: list[str] = []
+    for url in urls:
+        try:
+            return answer(url)
+        except InvalidEvidence as exc:
+            problems.append(f"{url}: {exc}")
+        except FetchFailed as exc:
+            problems.append(str(exc))
+    raise FetchFailed("; ".join(problems))

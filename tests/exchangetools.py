@@ -245,6 +245,20 @@ def count_rows(env: ExchangeEnv, table: str, where: str = "") -> int:
         engine.dispose()
 
 
+def audit_log_about(data: Path, subject_prefix: str) -> list[dict[str, object]]:
+    """The audit events of the SQLite database in ``data`` whose subject starts with
+    ``subject_prefix`` (``trust:``, ``agency-certificate:``), as the audit log reads them."""
+    from exchange.audit import AuditLog
+    from exchange.store import ExchangeStore
+
+    engine = make_engine(f"sqlite:///{data / 'kyso.sqlite'}")
+    try:
+        events = AuditLog(ExchangeStore(engine)).events(limit=1000)
+    finally:
+        engine.dispose()
+    return [e.to_dict() for e in events if e.subject.startswith(subject_prefix)]
+
+
 def audit_events(env: ExchangeEnv, event: str) -> list[dict[str, Any]]:
     engine = env.engine()
     try:

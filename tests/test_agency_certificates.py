@@ -34,12 +34,10 @@ from directory.certificates import (
     certificate_fingerprint,
 )
 from directory.store import AgencyStore
-from exchange.audit import AuditLog
-from exchange.store import ExchangeStore
-from kyso.db import make_engine, upgrade
+from kyso.db import upgrade
 
 from .conftest import KysoEnv, free_port
-from .exchangetools import empty_database
+from .exchangetools import audit_log_about, empty_database
 from .foreignca import ForeignCA
 
 PROVINCE = "000.00.00.H41"
@@ -209,15 +207,6 @@ def test_the_cas_records_are_keyed_by_issuer_and_serial(
     assert store.revoked("issuing", first.issuer) == []
 
 
-def _audit(data: Path) -> list[dict[str, object]]:
-    engine = make_engine(f"sqlite:///{data / 'kyso.sqlite'}")
-    try:
-        events = AuditLog(ExchangeStore(engine)).events(limit=1000)
-    finally:
-        engine.dispose()
-    return [e.to_dict() for e in events if e.subject.startswith("agency-certificate:")]
-
-
 def test_kyso_directory_certificate_add_list_remove_is_audited(
     cas: tuple[ForeignCA, ForeignCA], tmp_path: Path
 ) -> None:
@@ -253,7 +242,7 @@ def test_kyso_directory_certificate_add_list_remove_is_audited(
     gone = env.kyso("directory", "certificate", "remove", "1", check=False)
     assert gone.returncode == 2 and "no certificate registration #1" in gone.stderr
 
-    events = _audit(env.data)
+    events = audit_log_about(env.data, "agency-certificate:")
     assert [(e["event"], e["subject"], e["data"]["change"]) for e in events] == [  # type: ignore[index]
         ("admin", "agency-certificate:1", "agency-certificate-added"),
         ("admin", "agency-certificate:2", "agency-certificate-added"),

@@ -20,11 +20,10 @@ from certs.trust_anchors import (
     UnknownTrustAnchor,
 )
 from certs.truststore import AnchorRole, TrustSet, fingerprint, load_one_certificate
-from exchange.audit import AuditLog
-from exchange.store import ExchangeStore
 from kyso.db import make_engine, upgrade
 
 from .conftest import KysoEnv, free_port
+from .exchangetools import audit_log_about
 from .foreignca import ForeignCA, foreign_ca
 
 
@@ -97,15 +96,6 @@ def test_a_trust_folder_is_a_trust_set_too(ca: ForeignCA) -> None:
 # --- kyso trust ---------------------------------------------------------------------------------
 
 
-def _audit(data: Path) -> list[dict[str, object]]:
-    engine = make_engine(f"sqlite:///{data / 'kyso.sqlite'}")
-    try:
-        events = AuditLog(ExchangeStore(engine)).events(limit=1000)
-    finally:
-        engine.dispose()
-    return [e.to_dict() for e in events if e.subject.startswith("trust:")]
-
-
 def test_kyso_trust_add_list_remove_is_audited(ca: ForeignCA, tmp_path: Path) -> None:
     env = KysoEnv(tmp_path / "data", free_port())  # no PKI of its own: nothing trusted yet
     assert env.kyso("trust", "list").stdout.strip().splitlines()[1:] == []
@@ -125,7 +115,7 @@ def test_kyso_trust_add_list_remove_is_audited(ca: ForeignCA, tmp_path: Path) ->
     gone = env.kyso("trust", "remove", "foreign-issuing", check=False)
     assert gone.returncode == 2 and "no trust entry is named" in gone.stderr
 
-    events = _audit(env.data)
+    events = audit_log_about(env.data, "trust:")
     assert [(e["event"], e["subject"], e["data"]["change"]) for e in events] == [  # type: ignore[index]
         ("admin", "trust:foreign-root", "trust-anchor-added"),
         ("admin", "trust:foreign-issuing", "trust-anchor-added"),
