@@ -28,6 +28,7 @@ from pyhanko.sign.diff_analysis import (
     SuspiciousModification,
 )
 from pyhanko.sign.fields import enumerate_sig_fields
+from pyhanko.sign.general import find_unique_cms_attribute
 from pyhanko.sign.validation import (
     EmbeddedPdfSignature,
     async_validate_pdf_signature,
@@ -323,15 +324,57 @@ def _validated(
     (or read from ``policy.local``): the DSS, which no signature covers, never decides it.
     """
     if evidence.ocsps or evidence.crls:  # the level, hence the answer, is known only after
-        offline = dataclasses.replace(policy, offline=True)
-        embedded = _validated_under(signature, None, offline, evidence, True, lta_times, result)
+        embedded_policy, noted = _embedded_policy(signature, policy)
+        embedded = _validated_under(
+            signature, None, embedded_policy, evidence, True, lta_times, result
+        )
         if (
             embedded.level is not None
             and embedded.level.long_term
             and embedded.sub_indication is not SubIndication.TRY_LATER
         ):
-            return embedded
+            return embedded.noted(*noted)
     return _validated_under(signature, signer, policy, evidence, False, lta_times, result)
+
+
+def _embedded_policy(
+    signature: EmbeddedPdfSignature, policy: ValidationPolicy
+) -> tuple[ValidationPolicy, tuple[str, ...]]:
+    """The policy of the DSS-only pass, and the detail that says which moment it used.
+
+    With a signature timestamp, the signature is validated as of the time the timestamp
+    claims, with nothing fetched and the DSS's answers accepted even though produced after
+    it (pyHanko's ``retroactive_revinfo``, as older pyHanko validated PAdES-LT): the
+    signer's certificate must have been valid then, and the evidence must show it not
+    revoked. A revocation after that time does not invalidate a B-LT signature (ETSI EN
+    319 102-1): the timestamp proves the signature existed before it. The claimed time is
+    not trusted yet: if the timestamp does not validate the signature is not long-term, and
+    this pass's verdict is discarded. Without a timestamp (or with one later than the
+    moment asked for) the DSS is judged as of ``policy.moment``, as before.
+    """
+    offline = dataclasses.replace(policy, offline=True)
+    claimed = _signature_timestamp_time(signature)
+    if claimed is None or claimed > policy.moment:
+        return offline, ()
+    detail = (
+        f"validated as of the signature timestamp {claimed.isoformat()} "
+        "with the embedded revocation evidence"
+    )
+    return dataclasses.replace(offline, at=claimed, retroactive_revinfo=True), (detail,)
+
+
+def _signature_timestamp_time(signature: EmbeddedPdfSignature) -> dt.datetime | None:
+    """The time the signature's timestamp token claims (not validated here); None without
+    exactly one readable token (pyHanko's own validation then says what is wrong)."""
+    try:
+        token = find_unique_cms_attribute(
+            signature.signer_info["unsigned_attrs"], "signature_time_stamp_token"
+        )
+        tst_info = token["content"]["encap_content_info"]["content"].parsed
+        gen_time = tst_info["gen_time"].native
+    except (KeyError, ValueError, TypeError):  # incl. Nonexistent/MultivaluedAttributeError
+        return None
+    return gen_time if isinstance(gen_time, dt.datetime) else None
 
 
 def _validated_under(

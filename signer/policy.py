@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -39,6 +40,12 @@ REQUIRE_REVOCATION = CertRevTrustPolicy(
     )
 )
 
+# Embedded evidence judged as of the signature timestamp's time (a B-LT/B-LTA signature's
+# DSS, see signer.pdf_verify): an answer produced after that time still speaks for it.
+# pyHanko's ValidationContext ignores its retroactive_revinfo argument when given a
+# revinfo_policy, so the switch lives here.
+REQUIRE_REVOCATION_RETROACTIVE = dataclasses.replace(REQUIRE_REVOCATION, retroactive_revinfo=True)
+
 # With a kept verdict (signer.checkcache), revocation was checked when the verdict was made.
 KEPT_REVOCATION = CertRevTrustPolicy(NO_REVOCATION)
 
@@ -65,6 +72,9 @@ class ValidationPolicy:
     fetcher_backend: FetcherBackend | None = field(default=None, compare=False)
     # The trust store the roots came from: how a verdict names the CA (see :meth:`of_trust`).
     anchors: TrustSet | None = field(default=None, compare=False)
+    # Revocation answers produced after ``at`` count for it (ignore their thisUpdate): only
+    # for a long-term signature's embedded evidence, judged as of its timestamp's time.
+    retroactive_revinfo: bool = False
 
     @classmethod
     def of_trust(cls, trust: TrustSet, **options: Any) -> ValidationPolicy:
@@ -103,7 +113,9 @@ class ValidationPolicy:
             other_certs=list(self._asn1_extra),
             moment=self.at,
             allow_fetching=not self.offline,
-            revinfo_policy=REQUIRE_REVOCATION,
+            revinfo_policy=(
+                REQUIRE_REVOCATION_RETROACTIVE if self.retroactive_revinfo else REQUIRE_REVOCATION
+            ),
             crls=list(crls),
             ocsps=list(ocsps),
             weak_hash_algos=set(WEAK_HASHES),

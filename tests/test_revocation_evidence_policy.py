@@ -8,6 +8,7 @@ Here the network is gone: every OCSP, CRL or certificate fetch raises, and is co
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -88,10 +89,13 @@ class NoNetwork(FetcherBackend):
         return Fetchers(_NoOcsp(self.attempts), _NoCrl(self.attempts), _NoCertificates())
 
 
-def verify_without_network(env: KysoEnv, path: Path) -> tuple[list[SignatureReport], int]:
-    """The verdicts online (fetching allowed), with every fetch refused; and the attempts."""
+def verify_without_network(
+    env: KysoEnv, path: Path, at: dt.datetime | None = None
+) -> tuple[list[SignatureReport], int]:
+    """The verdicts online (fetching allowed) as of ``at`` (None: now), with every fetch
+    refused; and the attempts."""
     backend = NoNetwork()
-    report = verify_with(env, path, over_http=True, fetcher_backend=backend)
+    report = verify_with(env, path, over_http=True, fetcher_backend=backend, at=at)
     return list(report.signatures), backend.attempts.count
 
 
@@ -105,6 +109,28 @@ def test_b_lt_is_validated_on_its_dss_with_nothing_fetched(
     assert signature.level == Level.B_LT.value
     assert signature.revocation and all(e.source == "embedded" for e in signature.revocation)
     assert attempts == 0
+
+
+def test_b_lt_is_validated_as_of_its_timestamp_once_its_answers_are_stale(
+    kyso_env: KysoEnv, tmp_path: Path
+) -> None:
+    """Two hours after signing, the DSS's OCSP answers (valid one hour) are stale at the
+    verification time; the signature timestamp proves the signature existed when they were
+    fresh, so the signature still passes on them, with nothing fetched."""
+    signed = tmp_path / "b-lt.pdf"
+    sign_with(kyso_env, sample(tmp_path), signed, SEAL, Level.B_LT)
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)
+    [signature], attempts = verify_without_network(kyso_env, signed, at=later)
+    assert signature.indication is Indication.TOTAL_PASSED, signature.details
+    assert signature.level == Level.B_LT.value
+    assert signature.timestamp_time is not None
+    assert signature.revocation and all(e.source == "embedded" for e in signature.revocation)
+    assert attempts == 0
+    moment = signature.timestamp_time.isoformat()
+    assert (
+        f"validated as of the signature timestamp {moment} with the embedded revocation evidence"
+        in signature.details
+    )
 
 
 def test_b_t_needs_fresh_revocation(kyso_env: KysoEnv, tmp_path: Path) -> None:
