@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from pyhanko_certvalidator.errors import CRLFetchError, OCSPFetchError
 from pyhanko_certvalidator.fetchers.api import (
     CertificateFetcher,
@@ -22,6 +23,8 @@ from pyhanko_certvalidator.fetchers.api import (
     OCSPFetcher,
 )
 
+from certs.clock import utcnow
+from certs.store import parse_serial
 from signer.levels import Level
 from signer.report import Indication, SignatureReport, SubIndication
 
@@ -172,3 +175,25 @@ def test_b_lt_passes_online_too(kyso_env: KysoEnv, tmp_path: Path) -> None:
     [signature] = verify_with(kyso_env, signed).signatures
     assert signature.indication is Indication.TOTAL_PASSED, signature.details
     assert signature.level == Level.B_LT.value
+
+
+def test_b_lt_stands_on_its_dss_when_the_signer_is_revoked_after_its_timestamp(
+    kyso_env: KysoEnv, tmp_path: Path
+) -> None:
+    """Signed (and timestamped) three minutes ago, the signer revoked one minute ago, the
+    file verified two hours later with the PKI answering: the timestamp proves the signature
+    existed while the DSS showed the certificate good, and a later revocation does not undo
+    that (ETSI EN 319 102-1), so the verdict rests on the DSS and nothing is fetched."""
+    now = utcnow()
+    signed_at, revoked_at = now - dt.timedelta(minutes=3), now - dt.timedelta(minutes=1)
+    serial = kyso_env.issue_person("000.00.21.H41", "Lê Văn Tâm", "Chuyên viên")
+    signed = tmp_path / "b-lt.pdf"
+    sign_with(
+        kyso_env, sample(tmp_path), signed, "person-le-van-tam", Level.B_LT, clock=lambda: signed_at
+    )
+    kyso_env.pki_services.pki.store.revoke(
+        parse_serial(serial), x509.ReasonFlags.key_compromise, revoked_at
+    )
+    [signature] = verify_with(kyso_env, signed, at=now + dt.timedelta(hours=2)).signatures
+    assert signature.indication is Indication.TOTAL_PASSED, signature.details
+    assert signature.revocation and all(e.source == "embedded" for e in signature.revocation)
