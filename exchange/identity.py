@@ -39,6 +39,7 @@ from typing import Protocol
 
 import sqlalchemy as sa
 from cryptography import x509
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -410,7 +411,7 @@ class Credentials:
             return cached[1]
         try:
             secret = self._sealer().decrypt(sealed[:12], sealed[12:], key_id.encode())
-        except Exception:  # InvalidTag: sealed under another passphrase, or tampered with
+        except (InvalidTag, ValueError):  # sealed under another passphrase, tampered, truncated
             raise Unauthenticated(
                 "the credential cannot be used with this relay", Refusal.UNKNOWN_KEY
             ) from None

@@ -12,6 +12,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -143,6 +144,31 @@ def test_every_kind_is_one_principal_through_one_function(engine: sa.Engine) -> 
         assert token_secret not in digest_ and key_secret not in digest_
         assert sealed is None or key_secret.encode() not in sealed
     assert {kind for _, sealed, kind in rows if sealed is not None} == {"hmac"}
+
+
+@pytest.mark.parametrize(
+    "sealed", [lambda s: s[:-1] + bytes([s[-1] ^ 1]), lambda s: s[:5]], ids=["tampered", "cut"]
+)
+def test_a_key_whose_sealed_secret_does_not_open_is_refused_not_a_500(
+    engine: sa.Engine, sealed: Any
+) -> None:
+    """Sealed under another passphrase, altered or truncated in the database: the request is
+    refused as an unknown key (401), never an internal error."""
+    store = Credentials(engine, KEY)
+    key, secret = store.issue_key(Role.AGENCY, PROVINCE)
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.text("SELECT secret_sealed FROM credentials WHERE id = :i"), {"i": key.id}
+        )
+        conn.execute(
+            sa.text("UPDATE credentials SET secret_sealed = :s WHERE id = :i"),
+            {"s": sealed(bytes(row.scalar_one())), "i": key.id},
+        )
+    with pytest.raises(Unauthenticated, match="cannot be used with this relay") as refused:
+        Credentials(engine, KEY).authenticate(_signed(key.id, secret))
+    assert refused.value.reason is Refusal.UNKNOWN_KEY
+    with pytest.raises(Unauthenticated, match="cannot be used with this relay"):
+        Credentials(engine, b"o" * 32).authenticate(_signed(key.id, secret))
 
 
 def test_a_surface_accepts_only_its_kinds(engine: sa.Engine) -> None:
