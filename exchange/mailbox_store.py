@@ -15,7 +15,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .store import ExchangeStore, deliveries, push_endpoints, utc
+from certs.clock import as_utc as utc
+
+from .store import ExchangeStore, deliveries, push_endpoints
 
 
 @dataclass(frozen=True)

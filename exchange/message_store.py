@@ -15,8 +15,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from certs.clock import as_utc as utc
+
 from . import mailbox_store
-from .store import ExchangeStore, attachments, messages, pending_verifications, recipients, utc
+from .store import ExchangeStore, attachments, messages, pending_verifications, recipients
 
 # Where a message's verification stands (exchange_messages.verification; NULL: verified).
 VERIFIED, PENDING, REFUSED = "verified", "pending", "refused"

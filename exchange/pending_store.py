@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from .store import ExchangeStore, pending_verifications, utc
+from certs.clock import as_utc as utc
+
+from .store import ExchangeStore, pending_verifications
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .store import ExchangeStore, statuses, utc
+from certs.clock import as_utc as utc
+
+from .store import ExchangeStore, statuses
 
 # The party of the relay's own statuses (the end of a held package's verification), as the
 # trail names the relay's receipt.

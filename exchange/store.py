@@ -21,7 +21,6 @@ from collections.abc import Iterator
 
 import sqlalchemy as sa
 
-from certs.clock import as_utc as utc  # noqa: F401 - the repositories take it from here
 from directory.db import metadata
 
 # The relay's modules take the directory's repository and table from here too.
